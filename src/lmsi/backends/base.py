@@ -1,0 +1,37 @@
+"""The Sampler protocol every stage talks to, and the parameters it takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1  # completions per prompt
+    temperature: float = 0.7  # 0 means greedy
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = field(default_factory=tuple)
+    seed: int = 0
+
+
+class Sampler(Protocol):
+    name: str
+
+    def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[str]]:
+        """Return `params.n` completions for each prompt, each cut before its first stop string.
+
+        `progress`, if given, is called with the number of prompts finished so far.
+        """
+        ...
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """Cut `text` before the earliest stop string; report whether one was found."""
+    best = len(text)
+    for s in stop:
+        i = text.find(s)
+        if i != -1 and i < best:
+            best = i
+    return text[:best], best < len(text)

@@ -1,0 +1,208 @@
+"""Run configuration: one dataclass per stage, paper defaults, YAML + `a.b=value` overrides.
+
+Every field's help text lives in its metadata so `lmsi config` can print a documented
+default file. Unknown keys and out-of-range values raise ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .tasks.base import FORMATS
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def opt(default, help: str, **kw):
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class DataConfig:
+    task: str = opt("arith", "task name (lmsi tasks) or file:PATH.jsonl|csv for your own questions")
+    split: str = opt("train", "split whose questions are used WITHOUT labels for self-training")
+    limit: int = opt(16, "number of unlabeled questions (0 = all)", ge=0)
+    question_field: str = opt("question", "question field for file: tasks")
+    answer_field: str = opt("answer", "gold field for file: tasks (diagnostics/eval only)")
+
+
+@dataclass
+class SampleConfig:
+    m: int = opt(6, "reasoning paths per question (paper: 32; smaller default fits a CPU)", ge=1)
+    temperature: float = opt(0.7, "sampling temperature (paper: 0.7)", ge=0.0)
+    top_p: float = opt(1.0, "nucleus sampling mass", gt=0.0, le=1.0)
+    max_new_tokens: int = opt(96, "cap on tokens per path", ge=1)
+    shots: int = opt(3, "few-shot CoT exemplars in the sampling prompt", ge=0)
+    batch_rows: int = opt(48, "sequences decoded together (prompts x paths)", ge=1)
+
+
+@dataclass
+class BuildConfig:
+    threshold: float = opt(0.5, "keep questions whose majority vote share >= this", ge=0.0, le=1.0)
+    max_paths: int = opt(2, "majority paths kept per question", ge=1)
+    formats: dict = opt(
+        {f: 1.0 for f in FORMATS},
+        "weight of each training format (0 drops it): " + ", ".join(FORMATS),
+    )
+    max_rows: int = opt(48, "cap on training rows (0 = no cap)", ge=0)
+
+
+@dataclass
+class TrainConfig:
+    method: str = opt("lora", "lora or full fine-tuning", choices=["lora", "full"])
+    lora_r: int = opt(8, "LoRA rank", ge=1)
+    lora_alpha: int = opt(16, "LoRA alpha", ge=1)
+    lora_dropout: float = opt(0.0, "LoRA dropout", ge=0.0, le=1.0)
+    lr: float = opt(2e-4, "learning rate", gt=0.0)
+    epochs: float = opt(1.0, "passes over the training rows", gt=0.0)
+    batch_size: int = opt(4, "rows per optimizer step", ge=1)
+    max_length: int = opt(512, "truncate rows longer than this many tokens", ge=16)
+    report_to: str = opt("none", "trainer metrics sink: none, tensorboard, mlflow, wandb")
+
+
+@dataclass
+class EvalConfig:
+    split: str = opt("test", "labeled held-out split")
+    limit: int = opt(24, "held-out questions (0 = all)", ge=0)
+    modes: list = opt(["greedy_cot", "sc", "direct"], "greedy_cot, sc (self-consistency), direct")
+    sc_m: int = opt(6, "paths for self-consistency maj@m", ge=1)
+
+
+@dataclass
+class RunConfig:
+    run_dir: str = opt("runs/default", "run directory (resumable)")
+    model: str = opt("embedded:qwen2.5-coder-0.5b", "embedded:NAME, a .gguf path, an HF dir or hub id")
+    backend: str = opt("hf", "sampler backend", choices=["hf", "fake"])
+    dtype: str = opt("auto", "auto picks the faster of bf16/fp32 on this machine", choices=["auto", "float32", "bfloat16"])
+    seed: int = opt(0, "seed for sampling and training")
+    trust_remote_code: bool = opt(False, "allow model repos to run their own code (off: unsafe)")
+    data: DataConfig = field(default_factory=DataConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    build: BuildConfig = field(default_factory=BuildConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------
+def _check_value(path: str, f: dataclasses.Field, value: Any) -> Any:
+    typ = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise ConfigError(f"config key {path!r} must be {typ.__name__}, got {value!r}")
+    md = f.metadata
+    if "choices" in md and value not in md["choices"]:
+        raise ConfigError(f"config key {path!r} is {value!r}; allowed values: {md['choices']}")
+    if "ge" in md and value < md["ge"]:
+        raise ConfigError(f"config key {path!r} is {value!r}; must be >= {md['ge']}")
+    if "gt" in md and value <= md["gt"]:
+        raise ConfigError(f"config key {path!r} is {value!r}; must be > {md['gt']}")
+    if "le" in md and value > md["le"]:
+        raise ConfigError(f"config key {path!r} is {value!r}; must be <= {md['le']}")
+    return value
+
+
+def _apply(obj, data: dict, prefix: str = "") -> None:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"unknown config key {path!r}; allowed keys here: {sorted(fields)}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {path!r} must be a mapping of {sorted(f.name for f in dataclasses.fields(current))}")
+            _apply(current, value, path + ".")
+        else:
+            setattr(obj, key, _check_value(path, fields[key], value))
+
+
+def _validate(cfg: RunConfig) -> None:
+    bad = set(cfg.build.formats) - set(FORMATS)
+    if bad:
+        raise ConfigError(f"config key 'build.formats' has unknown formats {sorted(bad)}; allowed: {list(FORMATS)}")
+    if not any(w > 0 for w in cfg.build.formats.values()):
+        raise ConfigError("config key 'build.formats' must give at least one format a weight > 0")
+    bad = set(cfg.eval.modes) - {"greedy_cot", "sc", "direct"}
+    if bad:
+        raise ConfigError(f"config key 'eval.modes' has unknown modes {sorted(bad)}; allowed: ['direct', 'greedy_cot', 'sc']")
+
+
+def parse_override(text: str) -> dict:
+    """'sample.m=8' -> {'sample': {'m': 8}} (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw else ""
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _merge(a: dict, b: dict) -> dict:
+    for k, v in b.items():
+        a[k] = _merge(a.get(k, {}), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+    return a
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> RunConfig:
+    data: dict = dict(base or {})
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML ({e})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: top level must be a mapping")
+        data = _merge(data, loaded)
+    for o in overrides:
+        data = _merge(data, parse_override(o))
+    cfg = RunConfig()
+    _apply(cfg, data)
+    _validate(cfg)
+    return cfg
+
+
+def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict) and k != "formats":
+            keys += diff_configs(a, b, f"{prefix}{k}.")
+        elif a != b:
+            keys.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return keys
+
+
+def describe(obj=None, prefix: str = "") -> str:
+    """A commented YAML of every key with its default and help."""
+    obj = obj or RunConfig()
+    lines = []
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        ind = "  " * prefix.count(".")
+        if dataclasses.is_dataclass(v):
+            lines.append(f"{ind}{f.name}:")
+            lines.append(describe(v, prefix + f.name + "."))
+        else:
+            lines.append(f"{ind}{f.name}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.metadata.get('help', '')}")
+    return "\n".join(lines)

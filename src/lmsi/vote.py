@@ -1,0 +1,45 @@
+"""Self-consistency vote: majority answer = pseudo-label, vote share = confidence.
+
+Pure functions plus `run_vote`, which reads samples.jsonl and writes votes.jsonl.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from .io import read_jsonl, write_jsonl
+
+
+def majority(answers: list[str | None]) -> tuple[str | None, float, int]:
+    """(answer, confidence, votes). None answers abstain: they never vote but do count
+    in the denominator, so a question where most paths gave no answer is not confident.
+    Ties go to the answer that appeared first, which is deterministic for a fixed seed."""
+    if not answers:
+        return None, 0.0, 0
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None, 0.0, 0
+    first = {a: i for i, a in reversed(list(enumerate(answers))) if a is not None}
+    best = max(counts, key=lambda a: (counts[a], -first[a]))
+    return best, counts[best] / len(answers), counts[best]
+
+
+def vote_rows(samples: list[dict]) -> list[dict]:
+    out = []
+    for s in samples:
+        answer, conf, votes = majority(s["answers"])
+        out.append({
+            "id": s["id"], "question": s["question"], "answer": answer, "confidence": round(conf, 4),
+            "votes": votes, "paths": len(s["answers"]),
+            "abstained": sum(a is None for a in s["answers"]),
+            "distinct": len({a for a in s["answers"] if a is not None}),
+            "gold": s.get("gold"),  # diagnostics only; never read by build/train
+        })
+    return out
+
+
+def run_vote(round_dir: Path) -> list[dict]:
+    rows = vote_rows(read_jsonl(round_dir / "samples.jsonl"))
+    write_jsonl(round_dir / "votes.jsonl", rows)
+    return rows
