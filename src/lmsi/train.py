@@ -1,0 +1,88 @@
+"""Fine-tune on the self-built set: LoRA (PEFT) by default, full optional.
+
+Loss covers only the completion tokens. Writes `adapter/` (LoRA only), `model/` (merged,
+plain safetensors, so the next stage or round loads it like any checkpoint),
+`train_log.jsonl` (the loss curve) and `loss.png`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from .config import TrainConfig
+from .io import read_jsonl, write_jsonl
+
+
+def tokenize_rows(tok, rows: list[dict], max_length: int) -> list[dict]:
+    out = []
+    for r in rows:
+        p = tok(r["prompt"], add_special_tokens=False).input_ids
+        c = tok(r["completion"], add_special_tokens=False).input_ids + [tok.eos_token_id]
+        ids = (p + c)[-max_length:]  # keep the answer if a row is too long
+        labels = ([-100] * len(p) + c)[-max_length:]
+        out.append({"input_ids": ids, "labels": labels})
+    return out
+
+
+def _collate(pad_id: int):
+    import torch
+
+    def fn(batch):
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), pad_id)
+        labels = torch.full((len(batch), width), -100)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n] = torch.tensor(b["input_ids"])
+            labels[i, :n] = torch.tensor(b["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+    return fn
+
+
+def run_train(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
+    """Train on round_dir/train.jsonl; return the merged model directory."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    rows = read_jsonl(round_dir / "train.jsonl")
+    out_dir = round_dir / "model"
+    if not rows:
+        raise RuntimeError(f"{round_dir / 'train.jsonl'} is empty: no question reached the confidence threshold; "
+                           "lower build.threshold or sample more questions")
+    model.train()
+    if cfg.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
+            target_modules="all-linear",
+        ))
+    ckpt = round_dir / "checkpoints"
+    args = TrainingArguments(
+        output_dir=str(ckpt), per_device_train_batch_size=1, gradient_accumulation_steps=cfg.batch_size,
+        num_train_epochs=cfg.epochs, learning_rate=cfg.lr, lr_scheduler_type="constant_with_warmup", warmup_steps=1,
+        logging_steps=1, save_strategy="no", report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        seed=seed, use_cpu=not torch.cuda.is_available(), disable_tqdm=False, remove_unused_columns=False,
+        bf16=model.dtype == torch.bfloat16 and torch.cuda.is_available(),
+    )
+    # batch size 1 + accumulation: no padding compute, which dominates on CPU
+    trainer = Trainer(model=model, args=args, train_dataset=tokenize_rows(tok, rows, cfg.max_length),
+                      data_collator=_collate(tok.pad_token_id))
+    trainer.train()
+    write_jsonl(round_dir / "train_log.jsonl", [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h])
+    if cfg.method == "lora":
+        model.save_pretrained(round_dir / "adapter")
+        model = model.merge_and_unload()
+    model.eval()
+    tmp = round_dir / "model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return out_dir
