@@ -38,7 +38,7 @@ def _pipeline(config, run_dir, overrides, force=False):
     cfg = load_config(config, overrides or [], base=base)
     if run_dir:
         cfg.run_dir = str(run_dir)
-    return Pipeline(cfg, force=force, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    return Pipeline(cfg, force=force, log=lambda m: console.print(m, style="dim", markup=False, highlight=False))
 
 
 def _guard(fn):

@@ -40,7 +40,7 @@ class SampleConfig:
     m: int = opt(6, "reasoning paths per question (paper: 32; smaller default fits a CPU)", ge=1)
     temperature: float = opt(0.7, "sampling temperature (paper: 0.7)", ge=0.0)
     top_p: float = opt(1.0, "nucleus sampling mass", gt=0.0, le=1.0)
-    max_new_tokens: int = opt(96, "cap on tokens per path", ge=1)
+    max_new_tokens: int = opt(80, "cap on tokens per path", ge=1)
     shots: int = opt(3, "few-shot CoT exemplars in the sampling prompt", ge=0)
     batch_rows: int = opt(48, "sequences decoded together (prompts x paths)", ge=1)
 
@@ -53,7 +53,7 @@ class BuildConfig:
         {f: 1.0 for f in FORMATS},
         "weight of each training format (0 drops it): " + ", ".join(FORMATS),
     )
-    max_rows: int = opt(48, "cap on training rows (0 = no cap)", ge=0)
+    max_rows: int = opt(24, "cap on training rows (0 = no cap)", ge=0)
 
 
 @dataclass
@@ -72,9 +72,9 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     split: str = opt("test", "labeled held-out split")
-    limit: int = opt(24, "held-out questions (0 = all)", ge=0)
+    limit: int = opt(20, "held-out questions (0 = all)", ge=0)
     modes: list = opt(["greedy_cot", "sc", "direct"], "greedy_cot, sc (self-consistency), direct")
-    sc_m: int = opt(6, "paths for self-consistency maj@m", ge=1)
+    sc_m: int = opt(4, "paths for self-consistency maj@m", ge=1)
 
 
 @dataclass

@@ -1,0 +1,37 @@
+"""The prefix-sharing sampler must match plain `generate` token for token at T=0."""
+
+import torch
+
+from lmsi.backends import SamplingParams
+from lmsi.backends.hf import HFSampler
+
+
+def _load(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    return model, tok
+
+
+def test_greedy_matches_generate(tiny_model_dir):
+    model, tok = _load(tiny_model_dir)
+    prefix = "Q: Ada buys 3 bags of apples.\nA: The answer is 3.\n\n"
+    prompts = [prefix + "Q: Ben has 4 cards. How many?\nA:", prefix + "Q: Kira finds 12 more beads and 3 boxes. How many?\nA:"]
+    s = HFSampler(model, tok, batch_rows=4)
+    got = s.generate(prompts, SamplingParams(n=2, temperature=0.0, max_new_tokens=12))
+    for p, outs in zip(prompts, got):
+        ids = tok(p, return_tensors="pt").input_ids
+        ref = model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
+        want = tok.decode(ref[0, ids.shape[1]:], skip_special_tokens=True)
+        assert outs == [want, want]
+
+
+def test_seeded_sampling_reproducible_and_stops(tiny_model_dir):
+    model, tok = _load(tiny_model_dir)
+    s = HFSampler(model, tok, batch_rows=3)
+    params = SamplingParams(n=3, temperature=1.0, max_new_tokens=20, stop=("e",), seed=7)
+    a = s.generate(["Q: one\nA:", "Q: two two\nA:"], params)
+    b = s.generate(["Q: one\nA:", "Q: two two\nA:"], params)
+    assert a == b and len(a) == 2 and all(len(x) == 3 for x in a)
+    assert all("e" not in c for x in a for c in x)

@@ -1,0 +1,63 @@
+from lmsi.build import build_rows
+from lmsi.config import BuildConfig
+from lmsi.tasks import FORMATS, get_task
+from lmsi.vote import majority, vote_rows
+
+
+def test_majority_and_abstentions():
+    assert majority(["3", "3", "4", None]) == ("3", 0.5, 2)
+    assert majority([None, None]) == (None, 0.0, 0)
+    assert majority([]) == (None, 0.0, 0)
+    # abstentions never win even when they are the most common "answer"
+    assert majority([None, None, None, "5"])[0] == "5"
+    assert majority([None, None, None, "5"])[1] == 0.25
+
+
+def test_ties_are_deterministic_first_seen():
+    assert majority(["4", "3", "3", "4"])[0] == "4"
+    assert majority(["3", "4", "4", "3"])[0] == "3"
+
+
+def _samples():
+    task = get_task("arith")
+    q = task.load("train", 2)
+    comp = [" 2 + 2 = 4. The answer is 4.", " 2 * 2 = 4. The answer is 4.", " 2 + 3 = 5. The answer is 5.", " hmm"]
+    return task, [
+        {"id": q[0].id, "question": q[0].question, "completions": comp, "answers": [task.extract(c) for c in comp], "gold": "4"},
+        {"id": q[1].id, "question": q[1].question, "completions": comp[2:], "answers": ["5", None], "gold": "9"},
+    ]
+
+
+def test_vote_rows_and_build_threshold_and_paths():
+    task, samples = _samples()
+    votes = vote_rows(samples)
+    assert votes[0]["answer"] == "4" and votes[0]["confidence"] == 0.5 and votes[0]["abstained"] == 1
+    rows = build_rows(task, samples, votes, BuildConfig(threshold=0.5, max_paths=5), shots=2, seed=0)
+    ids = {r["id"] for r in rows}
+    assert ids == {samples[0]["id"], samples[1]["id"]}
+    for r in rows:
+        assert r["format"] in FORMATS
+        assert "answer is 5" not in r["completion"] or r["id"] == samples[1]["id"]
+    q0 = [r for r in rows if r["id"] == samples[0]["id"]]
+    assert len(q0) == 2  # only the two majority paths
+    strict = build_rows(task, samples, votes, BuildConfig(threshold=0.6), shots=2, seed=0)
+    assert strict == []
+
+
+def test_format_mix_is_configurable():
+    task, samples = _samples()
+    votes = vote_rows(samples)
+    cfg = BuildConfig(threshold=0.0, max_paths=5, formats={"fewshot_cot": 1.0, "fewshot_direct": 0, "zeroshot_cot": 0, "zeroshot_direct": 0})
+    rows = build_rows(task, samples, votes, cfg, shots=2, seed=0)
+    assert rows and all(r["format"] == "fewshot_cot" for r in rows)
+    assert all(r["prompt"].count("Q:") == 3 for r in rows)  # 2 shots + the question
+    assert all(r["completion"].strip().endswith("The answer is 4.") or "5." in r["completion"] for r in rows)
+
+
+def test_prompt_formats():
+    task = get_task("arith")
+    q = "How many?"
+    assert task.prompt(q, "zeroshot_cot", 3).endswith("A: Let's think step by step.")
+    assert task.prompt(q, "zeroshot_direct", 3) == "Q: How many?\nA: The answer is"
+    assert task.prompt(q, "fewshot_direct", 2).count("The answer is") == 3
+    assert task.target("2 + 2 = 4.", "4", "fewshot_direct") == " 4."
