@@ -53,7 +53,8 @@ class BuildConfig:
         {f: 1.0 for f in FORMATS},
         "weight of each training format (0 drops it): " + ", ".join(FORMATS),
     )
-    max_rows: int = opt(24, "cap on training rows (0 = no cap)", ge=0)
+    max_rows: int = opt(16, "cap on training rows (0 = no cap)", ge=0)
+    shots: int = opt(2, "exemplars in few-shot training rows (fewer = cheaper fine-tuning)", ge=0)
 
 
 @dataclass

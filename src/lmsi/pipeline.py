@@ -106,13 +106,16 @@ class Pipeline:
             self.manifest.mark(key, time.time() - t, **info)
             self.log(f"[done] {key} in {time.time() - t:.0f}s")
 
-    def _eval_base(self):
+    def _evaluate(self, which: str, out_dir: Path):
         from .evaluate import run_eval
 
         s = self.cfg.sample
-        summary = run_eval(self.task, self.sampler("base"), self.eval_examples(), self.run_dir / "eval_base",
-                           self.cfg.eval, s.shots, s.max_new_tokens, self.cfg.seed)
+        summary = run_eval(self.task, self.sampler(which), self.eval_examples(), out_dir, self.cfg.eval,
+                           s.shots, s.max_new_tokens, self.cfg.seed)
         return {"accuracy": {k: v["accuracy"] for k, v in summary.items() if "accuracy" in v}}
+
+    def _eval_base(self):
+        return self._evaluate("base", self.run_dir / "eval_base")
 
     def _sample(self):
         from .sample import run_sample
@@ -129,7 +132,7 @@ class Pipeline:
     def _build(self):
         from .build import run_build
 
-        rows = run_build(self.task, self.round_dir, self.cfg.build, self.cfg.sample.shots, self.cfg.seed)
+        rows = run_build(self.task, self.round_dir, self.cfg.build, self.cfg.build.shots, self.cfg.seed)
         return {"rows": len(rows)}
 
     def _train(self):
@@ -140,12 +143,7 @@ class Pipeline:
         run_train(model, tok, self.round_dir, self.cfg.train, self.cfg.seed)
 
     def _eval(self):
-        from .evaluate import run_eval
-
-        s = self.cfg.sample
-        summary = run_eval(self.task, self.sampler("tuned"), self.eval_examples(), self.round_dir / "eval",
-                           self.cfg.eval, s.shots, s.max_new_tokens, self.cfg.seed)
-        return {"accuracy": {k: v["accuracy"] for k, v in summary.items() if "accuracy" in v}}
+        return self._evaluate("tuned", self.round_dir / "eval")
 
     def _report(self):
         from .report import build_report

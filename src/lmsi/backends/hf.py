@@ -7,6 +7,7 @@ hit a stop string or EOS leave the batch at once, so no compute goes to finished
 from __future__ import annotations
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 from .base import SamplingParams, cut_at_stop
 
@@ -52,15 +53,17 @@ class HFSampler:
         key = tuple(ids)
         if self._prefix_key != key:
             cache = DynamicCache(config=self.model.config)
-            if ids:
-                self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True, logits_to_keep=1)
+            self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True, logits_to_keep=1)
             self._prefix_key = key
-            self._prefix = [(layer.keys, layer.values) for layer in cache.layers] if ids else None
+            self._prefix = [(layer.keys, layer.values) for layer in cache.layers]
         return self._prefix
 
-    def _prefill(self, prompts: list[str]):
-        """Prefill the common prefix once, each prompt's own suffix alone (no padding
-        waste), then stack the caches left-padded into one decode batch."""
+    def _prefill(self, prompts: list[str], room: int):
+        """Reuse the common prefix's KV, then prefill all suffixes in one left-padded batch.
+
+        Row r's cache is [prefix | padding | suffix_r]; the attention mask hides the padding,
+        so one forward pass replaces a pass per prompt (bigger, faster GEMMs on CPU).
+        """
         from transformers import DynamicCache
 
         all_ids = [self.tok(p, add_special_tokens=False).input_ids for p in prompts]
@@ -69,32 +72,24 @@ class HFSampler:
             if any(x[i] != all_ids[0][i] for x in all_ids):
                 lcp = i
                 break
-        prefix = self._prefix_kv(all_ids[0][:lcp]) if lcp > 0 else None
-        kvs, last_logits, lengths = [], [], []
-        for ids in all_ids:
-            cache = DynamicCache(config=self.model.config)
-            if prefix is not None:
-                for li, (k, v) in enumerate(prefix):
-                    cache.update(k, v, li)
-            suffix = torch.tensor([ids[lcp:]])
-            pos = torch.arange(lcp, len(ids)).unsqueeze(0)
-            res = self.model(input_ids=suffix, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1)
-            kvs.append([(layer.keys, layer.values) for layer in res.cache.layers])
-            last_logits.append(res.logits[0, -1].float())
-            lengths.append(len(ids))
-        width = max(lengths)
+        rows, width = len(prompts), max(len(x) for x in all_ids) - lcp
+        ids = torch.full((rows, width), self.tok.pad_token_id or 0)
+        mask = torch.zeros(rows, lcp + width, dtype=torch.long)
+        mask[:, :lcp] = 1
+        pos = torch.full((rows, width), lcp)
+        for r, x in enumerate(all_ids):
+            k = len(x) - lcp
+            ids[r, width - k :] = torch.tensor(x[lcp:])
+            mask[r, lcp + width - k :] = 1
+            pos[r, width - k :] = torch.arange(lcp, len(x))
         cache = DynamicCache(config=self.model.config)
-        for li in range(len(kvs[0])):
-            ks, vs = [], []
-            for kv, n in zip(kvs, lengths):
-                k, v = kv[li]
-                ks.append(torch.nn.functional.pad(k, (0, 0, width - n, 0)))
-                vs.append(torch.nn.functional.pad(v, (0, 0, width - n, 0)))
-            cache.update(torch.cat(ks), torch.cat(vs), li)
-        mask = torch.zeros(len(prompts), width, dtype=torch.long)
-        for r, n in enumerate(lengths):
-            mask[r, width - n :] = 1
-        return cache, torch.stack(last_logits), torch.tensor(lengths), mask
+        if lcp > 0:
+            cache.layers = [_BufferedLayer(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1), width + room)
+                            for k, v in self._prefix_kv(all_ids[0][:lcp])]
+        else:
+            cache.layers = [_BufferedLayer(None, None, width + room) for _ in range(self.model.config.num_hidden_layers)]
+        res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1)
+        return res.cache, res.logits[:, -1].float(), torch.tensor([len(x) for x in all_ids]), mask
 
     def _pick(self, logits: torch.Tensor, params: SamplingParams, gen) -> torch.Tensor:
         if params.temperature <= 0:
@@ -109,7 +104,7 @@ class HFSampler:
 
     def _run_chunk(self, prompts: list[str], params: SamplingParams, gen) -> list[str]:
         n = params.n
-        cache, logits, lengths, mask = self._prefill(prompts)
+        cache, logits, lengths, mask = self._prefill(prompts, room=params.max_new_tokens + 1)
         if n > 1:
             cache.batch_repeat_interleave(n)
             logits = logits.repeat_interleave(n, 0)
@@ -148,3 +143,61 @@ class HFSampler:
         for r in range(rows):
             texts[r] = cut_at_stop(self.tok.decode(tokens[r]), params.stop)[0]
         return texts
+
+
+class _BufferedLayer(DynamicLayer):
+    """A KV cache layer that writes into preallocated buffers.
+
+    transformers' DynamicLayer grows by torch.cat, copying the whole cache every decode step
+    (19 % of step time measured on CPU at batch 48); this writes only the new token.
+    """
+
+    def __init__(self, keys, values, room: int):  # no super().__init__: keys/values are views here
+        self.room, self.n = room, 0
+        self._k = self._v = None
+        self.is_initialized = False
+        if keys is not None:
+            self._alloc(keys, values)
+
+    def _alloc(self, keys, values):
+        b, h, n, d = keys.shape
+        self._k = keys.new_empty(b, h, n + self.room, d)
+        self._v = values.new_empty(b, h, n + self.room, values.shape[-1])
+        self._k[:, :, :n] = keys
+        self._v[:, :, :n] = values
+        self.n, self.is_initialized, self.device = n, True, keys.device
+
+    @property
+    def keys(self):
+        return self._k[:, :, : self.n]
+
+    @property
+    def values(self):
+        return self._v[:, :, : self.n]
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self._alloc(key_states[:, :, :0], value_states[:, :, :0])
+        m = key_states.shape[-2]
+        if self.n + m > self._k.shape[2]:  # out of room: grow once more
+            self._alloc(self.keys, self.values)
+        self._k[:, :, self.n : self.n + m] = key_states
+        self._v[:, :, self.n : self.n + m] = value_states
+        self.n += m
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self.n
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return self.n + query_length, 0
+
+    def get_max_length(self) -> int:
+        return -1
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        self._k = self._k.repeat_interleave(repeats, 0)
+        self._v = self._v.repeat_interleave(repeats, 0)
+
+    def batch_select_indices(self, indices) -> None:
+        self._k, self._v = self._k[indices], self._v[indices]
