@@ -35,3 +35,13 @@ def test_seeded_sampling_reproducible_and_stops(tiny_model_dir):
     b = s.generate(["Q: one\nA:", "Q: two two\nA:"], params)
     assert a == b and len(a) == 2 and all(len(x) == 3 for x in a)
     assert all("e" not in c for x in a for c in x)
+
+
+def test_greedy_first_row_is_greedy(tiny_model_dir):
+    model, tok = _load(tiny_model_dir)
+    s = HFSampler(model, tok, batch_rows=8)
+    prompts = ["Q: one two\nA:", "Q: three\nA:"]
+    greedy = s.generate(prompts, SamplingParams(n=1, temperature=0.0, max_new_tokens=10))
+    mixed = s.generate(prompts, SamplingParams(n=4, temperature=1.0, max_new_tokens=10, greedy_first=True, seed=3))
+    assert [m[0] for m in mixed] == [g[0] for g in greedy]
+    assert any(len(set(m[1:])) > 1 for m in mixed)  # the rest are sampled

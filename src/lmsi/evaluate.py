@@ -16,12 +16,6 @@ from .progress import bar
 from .tasks import Example, Task
 from .vote import majority
 
-MODES = {  # mode -> (prompt format, paths, temperature)
-    "greedy_cot": ("fewshot_cot", 1, 0.0),
-    "sc": ("fewshot_cot", None, 0.7),
-    "direct": ("fewshot_direct", 1, 0.0),
-}
-
 
 def bootstrap_ci(correct: list[bool], iters: int = 2000, seed: int = 0) -> tuple[float, float]:
     if not correct:
@@ -41,36 +35,50 @@ def summarize(rows: list[dict]) -> dict:
     }
 
 
-def eval_mode(task: Task, sampler: Sampler, examples: list[Example], mode: str, cfg: EvalConfig, shots: int,
-              max_new_tokens: int, seed: int) -> list[dict]:
-    fmt, n, temp = MODES[mode]
-    n = n or cfg.sc_m
-    prompts = [task.prompt(e.question, fmt, shots) for e in examples]
-    params = SamplingParams(n=n, temperature=temp, max_new_tokens=8 if fmt.endswith("direct") else max_new_tokens,
-                            stop=task.stop + (("\n",) if fmt.endswith("direct") else ()), seed=seed)
+def _rows(task: Task, examples, prompts, outs, fmt: str, vote: bool) -> list[dict]:
     rows = []
-    with bar(f"eval {mode}", total=len(examples)) as tracker:
-        outs = sampler.generate(prompts, params, progress=tracker.to)
     for e, p, o in zip(examples, prompts, outs):
         answers = [task.extract(c, fmt) for c in o]
-        pred = majority(answers)[0] if n > 1 else answers[0]
+        pred = majority(answers)[0] if vote else answers[0]
         rows.append({"id": e.id, "prompt": p, "paths": o, "answers": answers, "prediction": pred,
                      "gold": e.answer, "correct": task.is_correct(pred, e.answer)})
     return rows
 
 
+def eval_modes(task: Task, sampler: Sampler, examples: list[Example], modes: list[str], cfg: EvalConfig,
+               shots: int, max_new_tokens: int, seed: int) -> dict[str, list[dict]]:
+    """Per-item rows for each mode. Greedy CoT and maj@m come from one batch (the first path
+    of each prompt decodes greedily), which saves a prefill and a half-empty decode pass."""
+    out = {}
+    cot = [m for m in ("greedy_cot", "sc") if m in modes]
+    if cot:
+        prompts = [task.prompt(e.question, "fewshot_cot", shots) for e in examples]
+        n = ("greedy_cot" in cot) + (cfg.sc_m if "sc" in cot else 0)
+        params = SamplingParams(n=n, temperature=0.7 if "sc" in cot else 0.0, max_new_tokens=max_new_tokens,
+                                stop=task.stop, seed=seed, greedy_first="greedy_cot" in cot)
+        with bar(" + ".join(cot), total=len(examples)) as tracker:
+            outs = sampler.generate(prompts, params, progress=tracker.to)
+        if "greedy_cot" in cot:
+            out["greedy_cot"] = _rows(task, examples, prompts, [o[:1] for o in outs], "fewshot_cot", vote=False)
+            outs = [o[1:] for o in outs]
+        if "sc" in cot:
+            out["sc"] = _rows(task, examples, prompts, outs, "fewshot_cot", vote=True)
+    if "direct" in modes:
+        prompts = [task.prompt(e.question, "fewshot_direct", shots) for e in examples]
+        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=8, stop=task.stop + ("\n",), seed=seed)
+        with bar("direct", total=len(examples)) as tracker:
+            outs = sampler.generate(prompts, params, progress=tracker.to)
+        out["direct"] = _rows(task, examples, prompts, outs, "fewshot_direct", vote=False)
+    return out
+
+
 def run_eval(task: Task, sampler: Sampler, examples: list[Example], out_dir: Path, cfg: EvalConfig, shots: int,
              max_new_tokens: int, seed: int) -> dict:
     """Evaluate every mode, skipping modes whose per-item file already exists (resume)."""
-    summary = {}
-    for mode in cfg.modes:
-        path = out_dir / f"{mode}.jsonl"
-        if path.exists():
-            rows = read_jsonl(path)
-        else:
-            rows = eval_mode(task, sampler, examples, mode, cfg, shots, max_new_tokens, seed)
-            write_jsonl(path, rows)
-        summary[mode] = summarize(rows)
+    todo = [m for m in cfg.modes if not (out_dir / f"{m}.jsonl").exists()]
+    for mode, rows in eval_modes(task, sampler, examples, todo, cfg, shots, max_new_tokens, seed).items():
+        write_jsonl(out_dir / f"{mode}.jsonl", rows)
+    summary = {m: summarize(read_jsonl(out_dir / f"{m}.jsonl")) for m in cfg.modes}
     summary["task"] = {"name": task.name, "version": task.version}
     write_json(out_dir / "summary.json", summary)
     return summary

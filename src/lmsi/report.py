@@ -74,6 +74,7 @@ def _plots(run_dir: Path, before, after, votes, log) -> list[str]:
         ax.bar([i + 0.4 * k for i in range(len(modes))], accs, 0.4, yerr=err, capsize=3, label=label)
     ax.set_xticks([i + 0.2 for i in range(len(modes))], [MODE_NAMES[m] for m in modes], fontsize=8)
     ax.set_ylabel("accuracy (%) with 95% CI")
+    ax.set_ylim(0, 100)
     ax.set_title("held-out accuracy")
     ax.legend()
     ax = axes[1]
@@ -90,6 +91,7 @@ def _plots(run_dir: Path, before, after, votes, log) -> list[str]:
             ax.annotate(f"n={len(bins[x])}", (x, 100 * sum(bins[x]) / len(bins[x])), fontsize=7)
     ax.set_xlabel("vote share of the majority answer")
     ax.set_ylabel("pseudo-label correct (%)")
+    ax.set_ylim(-5, 105)
     ax.set_title("confidence vs. pseudo-label accuracy")
     ax = axes[2]
     if log:

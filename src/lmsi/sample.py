@@ -15,8 +15,8 @@ from .progress import bar
 from .tasks import Example, Task
 
 
-def run_sample(task: Task, sampler: Sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig, seed: int,
-               chunk: int = 8) -> list[dict]:
+def run_sample(task: Task, sampler: Sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig,
+               seed: int) -> list[dict]:
     path = round_dir / "samples.jsonl"
     done = {r["id"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else set()
     if path.exists():  # rewrite without a torn tail so appends stay line-aligned
@@ -24,6 +24,7 @@ def run_sample(task: Task, sampler: Sampler, questions: list[Example], round_dir
 
         write_jsonl(path, [r for r in read_jsonl(path, tolerate_torn_tail=True)])
     todo = [q for q in questions if q.id not in done]
+    chunk = max(1, cfg.batch_rows // cfg.m)  # one decode batch per committed chunk
     with bar("sample", total=len(questions), completed=len(done)) as tracker:
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]

@@ -14,6 +14,8 @@ class SamplingParams:
     max_new_tokens: int = 256
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int = 0
+    # first of the n completions per prompt is greedy: greedy CoT and maj@m share one batch
+    greedy_first: bool = False
 
 
 class Sampler(Protocol):

@@ -22,8 +22,9 @@ class FakeSampler:
             nums = [int(x) for x in re.findall(r"\d+", q)] or [0]
             right = sum(nums)  # a stand-in "solution"; tests only need a stable right answer
             paths = []
-            for _ in range(params.n):
-                ans = right if (params.temperature == 0 or rng.random() < self.p) else right + rng.randint(1, 3)
+            for k in range(params.n):
+                greedy = params.temperature == 0 or (params.greedy_first and k == 0)
+                ans = right if (greedy or rng.random() < self.p) else right + rng.randint(1, 3)
                 direct = p.rstrip().endswith("The answer is")
                 paths.append(f" {ans}." if direct else f" Working with {nums[0]} and more. The answer is {ans}.")
             out.append(paths)

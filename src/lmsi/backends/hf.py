@@ -1,4 +1,4 @@
-"""Pure-torch sampler: one prefill per prompt, its KV cache shared by all n paths.
+"""Pure-torch sampler: the shared few-shot prefix is prefilled once, each prompt once, and\nits KV cache is shared by all n paths.
 
 Rows from several prompts decode together in one batch (left-padded cache), and rows that
 hit a stop string or EOS leave the batch at once, so no compute goes to finished paths.
@@ -91,16 +91,17 @@ class HFSampler:
         res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1)
         return res.cache, res.logits[:, -1].float(), torch.tensor([len(x) for x in all_ids]), mask
 
-    def _pick(self, logits: torch.Tensor, params: SamplingParams, gen) -> torch.Tensor:
-        if params.temperature <= 0:
-            return logits.argmax(-1)
+    def _pick(self, logits: torch.Tensor, greedy: torch.Tensor, params: SamplingParams, gen) -> torch.Tensor:
+        """Sample each row at params.temperature, except rows flagged greedy (argmax)."""
+        top = logits.argmax(-1)
+        if params.temperature <= 0 or bool(greedy.all()):
+            return top
         probs = torch.softmax(logits / params.temperature, -1)
         if params.top_p < 1.0:
             sp, si = probs.sort(-1, descending=True)
-            keep = sp.cumsum(-1) - sp < params.top_p
-            sp = sp * keep
+            sp = sp * (sp.cumsum(-1) - sp < params.top_p)
             probs = torch.zeros_like(probs).scatter(-1, si, sp)
-        return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+        return torch.where(greedy, top, torch.multinomial(probs, 1, generator=gen).squeeze(-1))
 
     def _run_chunk(self, prompts: list[str], params: SamplingParams, gen) -> list[str]:
         n = params.n
@@ -111,11 +112,14 @@ class HFSampler:
             lengths = lengths.repeat_interleave(n)
             mask = mask.repeat_interleave(n, 0)
         rows = logits.shape[0]
+        greedy = torch.zeros(rows, dtype=torch.bool)
+        if params.greedy_first:
+            greedy[::n] = True
         alive = torch.arange(rows)  # original row index of each live batch row
         tokens: list[list[int]] = [[] for _ in range(rows)]
         texts = [""] * rows
         for step in range(params.max_new_tokens):
-            nxt = self._pick(logits, params, gen)
+            nxt = self._pick(logits, greedy[alive], params, gen)
             keep = []
             for b, r in enumerate(alive.tolist()):
                 t = int(nxt[b])
