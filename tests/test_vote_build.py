@@ -61,3 +61,14 @@ def test_prompt_formats():
     assert task.prompt(q, "zeroshot_direct", 3) == "Q: How many?\nA: The answer is"
     assert task.prompt(q, "fewshot_direct", 2).count("The answer is") == 3
     assert task.target("2 + 2 = 4.", "4", "fewshot_direct") == " 4."
+
+
+def test_weighted_cycle_is_balanced():
+    from itertools import islice
+
+    from lmsi.build import _weighted_cycle
+
+    got = list(islice(_weighted_cycle({f: 1.0 for f in FORMATS}), 8))
+    assert sorted(got) == sorted(list(FORMATS) * 2)
+    got = list(islice(_weighted_cycle({"fewshot_cot": 3.0, "zeroshot_cot": 1.0, "fewshot_direct": 0}), 8))
+    assert got.count("fewshot_cot") == 6 and got.count("zeroshot_cot") == 2

@@ -13,11 +13,24 @@ from .io import read_jsonl, write_jsonl
 from .tasks import FORMATS, Task
 
 
+def _weighted_cycle(weights: dict[str, float]):
+    """Smooth weighted round-robin: a balanced, deterministic format mix even for few rows
+    (random draws left whole formats out of a 16-row set)."""
+    credit = {f: 0.0 for f in weights if weights[f] > 0}
+    total = sum(weights[f] for f in credit)
+    while True:
+        for f in credit:
+            credit[f] += weights[f]
+        best = max(credit, key=credit.get)
+        credit[best] -= total
+        yield best
+
+
 def build_rows(task: Task, samples: list[dict], votes: list[dict], cfg: BuildConfig, shots: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     by_id = {s["id"]: s for s in samples}
     weights = {f: cfg.formats.get(f, 0.0) for f in FORMATS}
-    active = [f for f in FORMATS if weights[f] > 0]
+    formats = _weighted_cycle(weights)
     rows = []
     for v in votes:
         if v["answer"] is None or v["confidence"] < cfg.threshold:
@@ -27,7 +40,7 @@ def build_rows(task: Task, samples: list[dict], votes: list[dict], cfg: BuildCon
         # distinct reasoning first: duplicated paths teach nothing new
         uniq = list(dict.fromkeys(task.reasoning_of(c) for c in paths))[: cfg.max_paths]
         for reasoning in uniq:
-            fmt = rng.choices(active, weights=[weights[f] for f in active])[0]
+            fmt = next(formats)
             rows.append({
                 "id": v["id"], "format": fmt, "confidence": v["confidence"],
                 "prompt": task.prompt(s["question"], fmt, shots),

@@ -42,7 +42,7 @@ class SampleConfig:
     top_p: float = opt(1.0, "nucleus sampling mass", gt=0.0, le=1.0)
     max_new_tokens: int = opt(80, "cap on tokens per path", ge=1)
     shots: int = opt(3, "few-shot CoT exemplars in the sampling prompt", ge=0)
-    batch_rows: int = opt(96, "sequences decoded together (prompts x paths); bigger = faster GEMMs, more memory", ge=1)
+    batch_rows: int = opt(128, "sequences decoded together (prompts x paths); bigger = faster GEMMs, more memory", ge=1)
 
 
 @dataclass

@@ -35,6 +35,8 @@ class HFSampler:
         gen = torch.Generator().manual_seed(params.seed)
         out: list[list[str]] = [[] for _ in prompts]
         per_chunk = max(1, self.batch_rows // params.n)
+        chunks = -(-len(prompts) // per_chunk)
+        per_chunk = -(-len(prompts) // max(1, chunks))  # balance: 20 prompts -> 10+10, not 19+1
         done = 0
         for start in range(0, len(prompts), per_chunk):
             idx = list(range(start, min(start + per_chunk, len(prompts))))
