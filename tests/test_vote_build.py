@@ -72,3 +72,16 @@ def test_weighted_cycle_is_balanced():
     assert sorted(got) == sorted(list(FORMATS) * 2)
     got = list(islice(_weighted_cycle({"fewshot_cot": 3.0, "zeroshot_cot": 1.0, "fewshot_direct": 0}), 8))
     assert got.count("fewshot_cot") == 6 and got.count("zeroshot_cot") == 2
+
+
+def test_cap_keeps_format_mix_balanced():
+    task = get_task("arith")
+    qs = task.load("train", 12)
+    samples, votes = [], []
+    for q in qs:
+        comp = [f" {q.id} a. The answer is 7.", f" {q.id} b. The answer is 7."]
+        samples.append({"id": q.id, "question": q.question, "completions": comp, "answers": ["7", "7"]})
+    votes = vote_rows(samples)
+    rows = build_rows(task, samples, votes, BuildConfig(threshold=0.5, max_paths=2, max_rows=16), shots=2, seed=1)
+    assert len(rows) == 16
+    assert all(sum(r["format"] == f for r in rows) == 4 for f in FORMATS)

@@ -27,28 +27,29 @@ def _weighted_cycle(weights: dict[str, float]):
 
 
 def build_rows(task: Task, samples: list[dict], votes: list[dict], cfg: BuildConfig, shots: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
     by_id = {s["id"]: s for s in samples}
-    weights = {f: cfg.formats.get(f, 0.0) for f in FORMATS}
-    formats = _weighted_cycle(weights)
-    rows = []
+    kept = []  # (vote, question, reasoning) for each distinct majority path of a confident question
     for v in votes:
         if v["answer"] is None or v["confidence"] < cfg.threshold:
             continue
         s = by_id[v["id"]]
         paths = [c for c, a in zip(s["completions"], s["answers"]) if a == v["answer"]]
-        # distinct reasoning first: duplicated paths teach nothing new
-        uniq = list(dict.fromkeys(task.reasoning_of(c) for c in paths))[: cfg.max_paths]
-        for reasoning in uniq:
-            fmt = next(formats)
-            rows.append({
-                "id": v["id"], "format": fmt, "confidence": v["confidence"],
-                "prompt": task.prompt(s["question"], fmt, shots),
-                "completion": task.target(reasoning, v["answer"], fmt),
-            })
-    rng.shuffle(rows)
+        # distinct reasoning only: duplicated paths teach nothing new
+        for reasoning in list(dict.fromkeys(task.reasoning_of(c) for c in paths))[: cfg.max_paths]:
+            kept.append((v, s["question"], reasoning))
+    random.Random(seed).shuffle(kept)
     if cfg.max_rows:
-        rows = rows[: cfg.max_rows]
+        kept = kept[: cfg.max_rows]
+    # formats are assigned after the cap so the mix stays balanced in the rows actually trained on
+    formats = _weighted_cycle({f: cfg.formats.get(f, 0.0) for f in FORMATS})
+    rows = []
+    for v, question, reasoning in kept:
+        fmt = next(formats)
+        rows.append({
+            "id": v["id"], "format": fmt, "confidence": v["confidence"],
+            "prompt": task.prompt(question, fmt, shots),
+            "completion": task.target(reasoning, v["answer"], fmt),
+        })
     return rows
 
 
