@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .backends import Sampler, SamplingParams
 from .config import SampleConfig
-from .io import append_jsonl, read_jsonl
+from .io import append_jsonl, read_jsonl, write_jsonl
 from .progress import bar
 from .tasks import Example, Task
 
@@ -18,11 +18,10 @@ from .tasks import Example, Task
 def run_sample(task: Task, sampler: Sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig,
                seed: int) -> list[dict]:
     path = round_dir / "samples.jsonl"
-    done = {r["id"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else set()
-    if path.exists():  # rewrite without a torn tail so appends stay line-aligned
-        from .io import write_jsonl
-
-        write_jsonl(path, [r for r in read_jsonl(path, tolerate_torn_tail=True)])
+    kept = read_jsonl(path, tolerate_torn_tail=True) if path.exists() else []
+    if kept:  # rewrite without a torn tail so appends stay line-aligned
+        write_jsonl(path, kept)
+    done = {r["id"] for r in kept}
     todo = [q for q in questions if q.id not in done]
     chunk = max(1, cfg.batch_rows // cfg.m)  # one decode batch per committed chunk
     with bar("sample", total=len(questions), completed=len(done)) as tracker:
