@@ -11,6 +11,7 @@ recorded in manifest.json and skipped on rerun.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class Pipeline:
         write_json(self.run_dir / "config.json", new)
 
     # -- data -----------------------------------------------------------
+    @functools.cached_property
     def questions(self):
         d = self.cfg.data
         qs = self.task.load(d.split, d.limit or None)
@@ -59,12 +61,13 @@ class Pipeline:
             raise InputError(f"task {d.task!r} split {d.split!r} has no questions")
         return qs
 
+    @functools.cached_property
     def eval_examples(self):
         e = self.cfg.eval
         if self.cfg.data.task.startswith("file:"):
             return []
         exs = self.task.load(e.split, e.limit or None)
-        train_q = {q.question.strip().lower() for q in self.questions()}
+        train_q = {q.question.strip().lower() for q in self.questions}
         overlap = [x.id for x in exs if x.question.strip().lower() in train_q]
         if overlap:
             raise InputError(f"{len(overlap)} eval questions also appear in the unlabeled pool (e.g. {overlap[:3]}); "
@@ -110,7 +113,7 @@ class Pipeline:
         from .evaluate import run_eval
 
         s = self.cfg.sample
-        summary = run_eval(self.task, self.sampler(which), self.eval_examples(), out_dir, self.cfg.eval,
+        summary = run_eval(self.task, self.sampler(which), self.eval_examples, out_dir, self.cfg.eval,
                            s.shots, s.max_new_tokens, self.cfg.seed)
         return {"accuracy": {k: v["accuracy"] for k, v in summary.items() if "accuracy" in v}}
 
@@ -120,7 +123,7 @@ class Pipeline:
     def _sample(self):
         from .sample import run_sample
 
-        rows = run_sample(self.task, self.sampler("base"), self.questions(), self.round_dir, self.cfg.sample, self.cfg.seed)
+        rows = run_sample(self.task, self.sampler("base"), self.questions, self.round_dir, self.cfg.sample, self.cfg.seed)
         return {"questions": len(rows)}
 
     def _vote(self):
@@ -151,7 +154,7 @@ class Pipeline:
         self.table = build_report(self.run_dir)
 
     def run(self) -> str:
-        stages = STAGES if self.eval_examples() else tuple(s for s in STAGES if s not in ("eval_base", "eval"))
+        stages = STAGES if self.eval_examples else tuple(s for s in STAGES if s not in ("eval_base", "eval"))
         for name in stages:
             self.stage(name)
         return self.table

@@ -1,4 +1,5 @@
-"""Pure-torch sampler: the shared few-shot prefix is prefilled once, each prompt once, and\nits KV cache is shared by all n paths.
+"""Pure-torch sampler: the shared few-shot prefix is prefilled once, each prompt once, and
+its KV cache is shared by all n paths.
 
 Rows from several prompts decode together in one batch (left-padded cache), and rows that
 hit a stop string or EOS leave the batch at once, so no compute goes to finished paths.
