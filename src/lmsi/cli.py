@@ -95,10 +95,36 @@ for _name, _doc in [
 @app.command(name="eval")
 def eval_cmd(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR,
              overrides: Optional[list[str]] = OVERRIDES, force: bool = FORCE,
-             which: str = typer.Option("both", help="base, tuned or both"),
+             task: Optional[str] = typer.Option(None, "--task", "-t", help="Evaluate on this task alone, no training run (see `lmsi tasks`; file:PATH and hf:ID work too)."),
+             model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for --task: embedded:NAME, a .gguf, an HF folder or hub id (default: the config's)."),
+             mode: Optional[list[str]] = typer.Option(None, "--mode", help="greedy-cot, sc, direct or zero-shot-cot; repeat for several (default: greedy-cot)."),
+             split: Optional[str] = typer.Option(None, "--split", help="Labeled split to score (default: the task's eval split)."),
+             limit: int = typer.Option(0, "--limit", "-n", help="With --task: first N questions (0 = the whole split)."),
+             which: str = typer.Option("both", help="In a run directory: base, tuned or both."),
              redo: bool = typer.Option(False, "--redo", help="Re-evaluate even if done.")):
-    """Evaluate on the labeled held-out split: greedy CoT, self-consistency maj@m, direct answer."""
+    """Evaluate a model: alone on any task (--task), or a run's base and tuned models on its held-out split.
+
+    Examples:\n
+      lmsi eval --task gsm8k --mode greedy-cot              # embedded default model, all 1,319 test questions\n
+      lmsi eval --task arc_challenge --model my.gguf --mode sc --limit 200\n
+      lmsi eval --run-dir runs/default --which tuned
+    """
     def go():
+        if task or model:
+            extra = [f"data.task={task or 'arith'}", f"eval.limit={limit}",
+                     "eval.modes=[" + ",".join(mode or ["greedy_cot"]) + "]"]
+            extra += [f"model={model}"] if model else []
+            extra += [f"eval.split={split}"] if split else []
+            slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{task or 'arith'}-{(model or 'default').split('/')[-1]}")
+            p = _pipeline(config, run_dir or Path("runs") / "eval" / slug, (overrides or []) + extra, force)
+            summary = p.evaluate_only()
+            for m in p.cfg.eval.modes:
+                s = summary[m]
+                f1 = f"  F1 {100 * s['f1']:.1f}" if "f1" in s else ""
+                print(f"{p.eval_task.name} {m:13s} n={s['n']:5d}  accuracy {100 * s['accuracy']:.1f}% "
+                      f"[95% CI {100 * s['ci95'][0]:.1f}-{100 * s['ci95'][1]:.1f}]{f1}  unextractable {100 * s['unextractable']:.1f}%")
+            console.print(f"per-item results: {p.run_dir / 'eval'}")
+            return
         p = _pipeline(config, run_dir, overrides, force)
         if which in ("base", "both"):
             p.stage("eval_base", force=redo)
@@ -117,16 +143,18 @@ def config():
 
 @app.command()
 def tasks():
-    """List registered tasks and their split sizes."""
+    """List registered tasks: answer type, splits with sizes, and the default unlabeled/eval splits."""
     from .tasks import TASKS
 
-    for name, cls in TASKS.items():
-        t = cls()
+    for name, factory in TASKS.items():
+        t = factory()
         try:
-            sizes = t.splits() or {s: len(t.load(s)) for s in ("train", "test")}
+            sizes = "  ".join(f"{k}={v}" for k, v in t.splits().items())
         except Exception as e:  # a missing local file should not hide the other tasks
-            sizes = {"unavailable": str(e)}
-        print(f"{name:12s} v{t.version}  " + "  ".join(f"{k}={v}" for k, v in sizes.items()))
+            sizes = f"unavailable: {e}"
+        print(f"{name:14s} {t.answer_type:7s} unlabeled={t.unlabeled_split:5s} eval={t.eval_split:5s} {sizes}")
+    print("file:PATH      any jsonl/json/csv/tsv or saved datasets folder (data.question_field, answer_field, choices_field, answer_type)")
+    print("hf:ID[:CONFIG] a Hugging Face hub dataset (pip install 'lmsi[hf]')")
 
 
 @app.command()

@@ -13,7 +13,9 @@ from typing import Any
 
 import yaml
 
-from .tasks.base import FORMATS
+from .tasks.base import ANSWER_TYPES, FORMATS
+
+EVAL_MODES = ("greedy_cot", "sc", "direct", "zeroshot_cot")
 
 
 class ConfigError(ValueError):
@@ -28,11 +30,15 @@ def opt(default, help: str, **kw):
 
 @dataclass
 class DataConfig:
-    task: str = opt("arith", "task name (lmsi tasks) or file:PATH.jsonl|csv for your own questions")
-    split: str = opt("train", "split whose questions are used WITHOUT labels for self-training")
+    task: str = opt("arith", "task name (lmsi tasks), file:PATH (jsonl/json/csv/tsv or a saved datasets folder) or hf:DATASET_ID[:CONFIG]")
+    split: str = opt("auto", "split whose questions are used WITHOUT labels for self-training (auto: the task's unlabeled split)")
     limit: int = opt(16, "number of unlabeled questions (0 = all)", ge=0)
-    question_field: str = opt("question", "question field for file: tasks")
-    answer_field: str = opt("answer", "gold field for file: tasks (diagnostics/eval only)")
+    question_field: str = opt("question", "question field for file:/hf: tasks")
+    answer_field: str = opt("answer", "gold field for file:/hf: tasks (diagnostics/eval only)")
+    choices_field: str = opt("choices", "options field for file:/hf: tasks with answer_type choice")
+    answer_type: str = opt("number", "file:/hf: tasks: how answers are read and compared", choices=list(ANSWER_TYPES))
+    overlap: str = opt("refuse", "when unlabeled questions overlap the eval set (same split, or near-duplicate text): refuse the run, drop them from the pool, or allow them (the report lists them)",
+                       choices=["refuse", "drop", "allow"])
 
 
 @dataclass
@@ -72,9 +78,10 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    split: str = opt("test", "labeled held-out split")
+    task: str = opt("", "task to evaluate on (empty: data.task); same forms as data.task")
+    split: str = opt("auto", "labeled held-out split (auto: the task's eval split)")
     limit: int = opt(20, "held-out questions (0 = all)", ge=0)
-    modes: list = opt(["greedy_cot", "sc", "direct"], "greedy_cot, sc (self-consistency), direct")
+    modes: list = opt(["greedy_cot", "sc", "direct"], "any of " + ", ".join(EVAL_MODES))
     sc_m: int = opt(4, "paths for self-consistency maj@m", ge=1)
 
 
@@ -136,9 +143,10 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'build.formats' has unknown formats {sorted(bad)}; allowed: {list(FORMATS)}")
     if not any(w > 0 for w in cfg.build.formats.values()):
         raise ConfigError("config key 'build.formats' must give at least one format a weight > 0")
-    bad = set(cfg.eval.modes) - {"greedy_cot", "sc", "direct"}
-    if bad:
-        raise ConfigError(f"config key 'eval.modes' has unknown modes {sorted(bad)}; allowed: ['direct', 'greedy_cot', 'sc']")
+    cfg.eval.modes = [m.replace("-", "_").replace("zero_shot", "zeroshot") for m in cfg.eval.modes]
+    bad = set(cfg.eval.modes) - set(EVAL_MODES)
+    if bad or not cfg.eval.modes:
+        raise ConfigError(f"config key 'eval.modes' has unknown modes {sorted(bad)}; allowed: {list(EVAL_MODES)}")
 
 
 def parse_override(text: str) -> dict:

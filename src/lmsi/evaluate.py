@@ -1,7 +1,12 @@
-"""Evaluate a model on a labeled held-out split: greedy CoT, self-consistency maj@m, direct.
+"""Evaluate a model on a labeled held-out split.
 
-Writes `<mode>.jsonl` (prompt, paths, extracted answers, gold, correct) and `summary.json`
-with n, accuracy, a 95% bootstrap CI and the unextractable rate.
+Modes: greedy_cot (few-shot CoT, greedy), sc (self-consistency maj@m over sampled few-shot CoT
+paths), direct (few-shot, answer only), zeroshot_cot ("Let's think step by step", greedy).
+
+Writes `<mode>.jsonl` (prompt, paths, extracted answers, gold, verdict per item) and
+`summary.json` with n, accuracy, a 95% bootstrap CI, the unextractable rate and, for text
+tasks, token F1. Generation is committed a chunk at a time to `<group>.partial.jsonl`, so a
+killed evaluation resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -10,74 +15,116 @@ import random
 from pathlib import Path
 
 from .backends import Sampler, SamplingParams
-from .config import EvalConfig
-from .io import read_jsonl, write_json, write_jsonl
+from .config import EVAL_MODES, EvalConfig
+from .io import append_jsonl, read_jsonl, write_json, write_jsonl
 from .progress import bar
 from .tasks import Example, Task
 from .vote import majority
 
+MODES = EVAL_MODES
 
-def bootstrap_ci(correct: list[bool], iters: int = 2000, seed: int = 0) -> tuple[float, float]:
-    if not correct:
+
+def bootstrap_ci(values: list[float], iters: int = 2000, seed: int = 0) -> tuple[float, float]:
+    if not values:
         return 0.0, 0.0
     rng = random.Random(seed)
-    n = len(correct)
-    stats = sorted(sum(rng.choices(correct, k=n)) / n for _ in range(iters))
+    n = len(values)
+    stats = sorted(sum(rng.choices(values, k=n)) / n for _ in range(iters))
     return stats[int(0.025 * iters)], stats[int(0.975 * iters) - 1]
 
 
 def summarize(rows: list[dict]) -> dict:
-    correct = [r["correct"] for r in rows]
-    lo, hi = bootstrap_ci(correct)
-    return {
-        "n": len(rows), "accuracy": sum(correct) / max(1, len(rows)), "ci95": [lo, hi],
-        "unextractable": sum(r["prediction"] is None for r in rows) / max(1, len(rows)),
-    }
+    n = max(1, len(rows))
+    correct = [float(r["correct"]) for r in rows]
+    out = {"n": len(rows), "accuracy": sum(correct) / n, "ci95": list(bootstrap_ci(correct)),
+           "unextractable": sum(r["prediction"] is None for r in rows) / n}
+    if rows and "f1" in rows[0]:
+        f1 = [r["f1"] for r in rows]
+        out.update(f1=sum(f1) / n, f1_ci95=list(bootstrap_ci(f1)))
+    return out
 
 
-def _rows(task: Task, examples, prompts, outs, fmt: str, vote: bool) -> list[dict]:
+def score_rows(task: Task, examples: list[Example], raw: list[dict], mode: str) -> list[dict]:
+    """Per-item verdicts from raw generations: the first path for greedy modes, the vote for sc."""
+    fmt = {"direct": "fewshot_direct", "zeroshot_cot": "zeroshot_cot"}.get(mode, "fewshot_cot")
+    by_id = {r["id"]: r for r in raw}
     rows = []
-    for e, p, o in zip(examples, prompts, outs):
-        answers = [task.extract(c, fmt) for c in o]
-        pred = majority(answers)[0] if vote else answers[0]
-        rows.append({"id": e.id, "prompt": p, "paths": o, "answers": answers, "prediction": pred,
-                     "gold": e.answer, "correct": task.is_correct(pred, e.answer)})
+    for e in examples:
+        r = by_id[e.id]
+        paths = r["paths"]
+        if mode != "sc":
+            paths = paths[:1]
+        elif r.get("greedy_first"):
+            paths = paths[1:]
+        answers = [task.extract(c, fmt, e.choices) for c in paths]
+        pred = majority(answers)[0] if mode == "sc" else answers[0]
+        row = {"id": e.id, "prompt": r["prompt"], "paths": paths, "answers": answers, "prediction": pred,
+               "gold": e.answer, "correct": task.is_correct(pred, e.answer)}
+        f1 = task.f1(pred, e.answer)
+        if f1 is not None:
+            row["f1"] = f1
+        rows.append(row)
     return rows
 
 
-def eval_modes(task: Task, sampler: Sampler, examples: list[Example], modes: list[str], cfg: EvalConfig,
-               shots: int, max_new_tokens: int, seed: int) -> dict[str, list[dict]]:
-    """Per-item rows for each mode. Greedy CoT and maj@m come from one batch (the first path
-    of each prompt decodes greedily), which saves a prefill and a half-empty decode pass."""
-    out = {}
+def _groups(modes: list[str]) -> list[tuple[str, list[str]]]:
+    """Modes that share one generation pass: greedy CoT rides as the first path of the sc batch."""
+    out = []
     cot = [m for m in ("greedy_cot", "sc") if m in modes]
     if cot:
-        prompts = [task.prompt(e.question, "fewshot_cot", shots) for e in examples]
-        n = ("greedy_cot" in cot) + (cfg.sc_m if "sc" in cot else 0)
-        params = SamplingParams(n=n, temperature=0.7 if "sc" in cot else 0.0, max_new_tokens=max_new_tokens,
-                                stop=task.stop, seed=seed, greedy_first="greedy_cot" in cot)
-        with bar(" + ".join(cot), total=len(examples)) as tracker:
-            outs = sampler.generate(prompts, params, progress=tracker.to)
-        if "greedy_cot" in cot:
-            out["greedy_cot"] = _rows(task, examples, prompts, [o[:1] for o in outs], "fewshot_cot", vote=False)
-            outs = [o[1:] for o in outs]
-        if "sc" in cot:
-            out["sc"] = _rows(task, examples, prompts, outs, "fewshot_cot", vote=True)
-    if "direct" in modes:
-        prompts = [task.prompt(e.question, "fewshot_direct", shots) for e in examples]
-        params = SamplingParams(n=1, temperature=0.0, max_new_tokens=8, stop=task.stop + ("\n",), seed=seed)
-        with bar("direct", total=len(examples)) as tracker:
-            outs = sampler.generate(prompts, params, progress=tracker.to)
-        out["direct"] = _rows(task, examples, prompts, outs, "fewshot_direct", vote=False)
+        out.append(("cot", cot))
+    out += [(m, [m]) for m in ("direct", "zeroshot_cot") if m in modes]
     return out
+
+
+def _params(group: str, modes: list[str], task: Task, cfg: EvalConfig, max_new_tokens: int, seed: int) -> SamplingParams:
+    if group == "cot":
+        greedy = "greedy_cot" in modes
+        n = greedy + (cfg.sc_m if "sc" in modes else 0)
+        return SamplingParams(n=n, temperature=0.7 if "sc" in modes else 0.0, max_new_tokens=max_new_tokens,
+                              stop=task.stop, seed=seed, greedy_first=greedy)
+    if group == "direct":
+        return SamplingParams(n=1, temperature=0.0, max_new_tokens=16, stop=task.stop + ("\n",), seed=seed)
+    return SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, stop=task.stop, seed=seed)
+
+
+def generate_group(task: Task, sampler: Sampler, examples: list[Example], group: str, modes: list[str], path: Path,
+                   cfg: EvalConfig, shots: int, max_new_tokens: int, seed: int, chunk: int = 128) -> list[dict]:
+    """Raw generations for one group, appended a chunk at a time; resumes from `path`."""
+    fmt = {"direct": "fewshot_direct", "zeroshot_cot": "zeroshot_cot"}.get(group, "fewshot_cot")
+    params = _params(group, modes, task, cfg, max_new_tokens, seed)
+    chunk = max(1, chunk // params.n)  # about one decode batch of rows per committed chunk
+    kept = read_jsonl(path, tolerate_torn_tail=True) if path.exists() else []
+    if kept:
+        write_jsonl(path, kept)  # drop a torn tail so appends stay line-aligned
+    done = {r["id"] for r in kept}
+    with bar(" + ".join(modes), total=len(examples), completed=len(done)) as tracker:
+        for start in range(0, len(examples), chunk):
+            part = [e for e in examples[start:start + chunk] if e.id not in done]
+            if not part:
+                continue
+            prompts = [task.prompt(e.question, fmt, shots) for e in part]
+            # the seed depends on the chunk's position only, so a resumed run draws the same paths
+            before = tracker.completed  # the bar counts across chunks and a resumed start
+            outs = sampler.generate(prompts, SamplingParams(**{**params.__dict__, "seed": seed + start}),
+                                    progress=lambda k: tracker.to(before + k))
+            append_jsonl(path, [{"id": e.id, "prompt": p, "paths": o, "greedy_first": params.greedy_first}
+                                for e, p, o in zip(part, prompts, outs)])
+            tracker.to(before + len(part))
+    return read_jsonl(path)
 
 
 def run_eval(task: Task, sampler: Sampler, examples: list[Example], out_dir: Path, cfg: EvalConfig, shots: int,
              max_new_tokens: int, seed: int) -> dict:
-    """Evaluate every mode, skipping modes whose per-item file already exists (resume)."""
+    """Evaluate every mode in cfg.modes; finished modes (their .jsonl exists) are skipped."""
+    out_dir = Path(out_dir)
     todo = [m for m in cfg.modes if not (out_dir / f"{m}.jsonl").exists()]
-    for mode, rows in eval_modes(task, sampler, examples, todo, cfg, shots, max_new_tokens, seed).items():
-        write_jsonl(out_dir / f"{mode}.jsonl", rows)
+    for group, modes in _groups(todo):
+        partial = out_dir / f"{group}.partial.jsonl"
+        raw = generate_group(task, sampler, examples, group, modes, partial, cfg, shots, max_new_tokens, seed)
+        for mode in modes:
+            write_jsonl(out_dir / f"{mode}.jsonl", score_rows(task, examples, raw, mode))
+        partial.unlink()
     summary = {m: summarize(read_jsonl(out_dir / f"{m}.jsonl")) for m in cfg.modes}
     summary["task"] = {"name": task.name, "version": task.version}
     write_json(out_dir / "summary.json", summary)

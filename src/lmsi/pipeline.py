@@ -31,12 +31,18 @@ class Pipeline:
         self.round_dir = self.run_dir / ROUND
         self._check_config(force)
         self.manifest = Manifest(self.run_dir)
+        self.task = self._make_task(cfg.data.task)
+        self.eval_task = self._make_task(cfg.eval.task) if cfg.eval.task else self.task
+        self._models: dict[str, object] = {}
+
+    def _make_task(self, name: str):
         from .tasks import get_task
 
-        d = cfg.data
-        kw = {"question_field": d.question_field, "answer_field": d.answer_field} if d.task.startswith("file:") else {}
-        self.task = get_task(d.task, **kw)
-        self._models: dict[str, object] = {}
+        d = self.cfg.data
+        if not name.startswith(("file:", "hf:")):
+            return get_task(name)
+        return get_task(name, question_field=d.question_field, answer_field=d.answer_field,
+                        choices_field=d.choices_field, answer_type=d.answer_type)
 
     # -- config echo and resume guard -----------------------------------
     def _check_config(self, force: bool) -> None:
@@ -54,25 +60,57 @@ class Pipeline:
 
     # -- data -----------------------------------------------------------
     @functools.cached_property
-    def questions(self):
-        d = self.cfg.data
-        qs = self.task.load(d.split, d.limit or None)
-        if not qs:
-            raise InputError(f"task {d.task!r} split {d.split!r} has no questions")
-        return qs
+    def held_out(self):
+        """The labeled eval examples ([] for a file task with no eval.task: nothing to score)."""
+        e = self.cfg.eval
+        if not self.cfg.eval.task and self.cfg.data.task.startswith("file:"):
+            return []
+        return self.eval_task.load(self.eval_task.resolve_split(e.split, "eval"), e.limit or None)
 
     @functools.cached_property
+    def _guarded(self):
+        """(unlabeled pool, eval examples) after the contamination guard (contamination.json)."""
+        from .contamination import find_overlap
+
+        d = self.cfg.data
+        split = self.task.resolve_split(d.split, "unlabeled")
+        pool = self.task.load(split, d.limit or None)
+        if not pool:
+            raise InputError(f"task {d.task!r} split {split!r} has no questions")
+        evals = self.held_out
+        eval_split = self.eval_task.resolve_split(self.cfg.eval.split, "eval") if evals else None
+        same = bool(evals) and self.eval_task.name == self.task.name and eval_split == split
+        if same:
+            ids = {e.id for e in evals}
+            found = [{"eval_id": q.id, "pool_id": q.id, "share": 1.0} for q in pool if q.id in ids]
+        else:
+            found = find_overlap(pool, evals)
+        info = {"pool": len(pool), "eval": len(evals), "same_split": same, "policy": d.overlap,
+                "overlapping": len(found), "pairs": found[:100]}
+        if (found or same) and d.overlap == "refuse":
+            why = (f"the unlabeled pool and the eval set are both split {split!r} of {d.task!r}" if same else
+                   f"{len(found)} of {len(evals)} eval questions near-duplicate unlabeled questions "
+                   f"(e.g. {found[0]['eval_id']} ~ {found[0]['pool_id']}: {100 * found[0]['share']:.0f}% shared 8-grams)")
+            raise InputError(f"contamination guard: {why}. Pick disjoint splits, or set data.overlap=drop to remove them "
+                             "from the unlabeled pool, or data.overlap=allow to keep them (the report lists them)")
+        if d.overlap == "drop":
+            drop = {f["pool_id"] for f in found}
+            pool = [q for q in pool if q.id not in drop]
+            info["dropped"] = len(drop)
+            if not pool:
+                raise InputError("contamination guard: every unlabeled question overlaps the eval set")
+        write_json(self.run_dir / "contamination.json", info)
+        if found:
+            self.log(f"contamination guard: {len(found)} overlapping questions ({d.overlap})")
+        return pool, evals
+
+    @property
+    def questions(self):
+        return self._guarded[0]
+
+    @property
     def eval_examples(self):
-        e = self.cfg.eval
-        if self.cfg.data.task.startswith("file:"):
-            return []
-        exs = self.task.load(e.split, e.limit or None)
-        train_q = {q.question.strip().lower() for q in self.questions}
-        overlap = [x.id for x in exs if x.question.strip().lower() in train_q]
-        if overlap:
-            raise InputError(f"{len(overlap)} eval questions also appear in the unlabeled pool (e.g. {overlap[:3]}); "
-                             "pick disjoint splits")
-        return exs
+        return self._guarded[1]
 
     # -- models ---------------------------------------------------------
     def model(self, which: str):
@@ -96,7 +134,7 @@ class Pipeline:
 
     # -- stages ---------------------------------------------------------
     def stage(self, name: str, force: bool = False) -> None:
-        key = name if name in ("eval_base", "report") else f"{ROUND}/{name}"
+        key = name if name in ("eval_base", "eval_only", "report") else f"{ROUND}/{name}"
         if self.manifest.done(key) and not force and name != "report":
             self.log(f"[skip] {key} (done)")
             return
@@ -109,13 +147,28 @@ class Pipeline:
             self.manifest.mark(key, time.time() - t, **info)
             self.log(f"[done] {key} in {time.time() - t:.0f}s")
 
-    def _evaluate(self, which: str, out_dir: Path):
+    def _evaluate(self, which: str, out_dir: Path, examples=None):
         from .evaluate import run_eval
 
         s = self.cfg.sample
-        summary = run_eval(self.task, self.sampler(which), self.eval_examples, out_dir, self.cfg.eval,
+        examples = self.eval_examples if examples is None else examples
+        summary = run_eval(self.eval_task, self.sampler(which), examples, out_dir, self.cfg.eval,
                            s.shots, s.max_new_tokens, self.cfg.seed)
         return {"accuracy": {k: v["accuracy"] for k, v in summary.items() if "accuracy" in v}}
+
+    def evaluate_only(self) -> dict:
+        """`lmsi eval --task X --model M`: score the model on the eval split, no training pool."""
+        if not self.held_out:
+            raise InputError(f"task {self.eval_task.name!r} has no labeled eval split; set eval.task")
+        if any(e.answer is None for e in self.held_out):
+            raise InputError(f"task {self.eval_task.name!r}: the eval split has unlabeled questions; pick a labeled split")
+        self.stage("eval_only")
+        import json
+
+        return json.loads((self.run_dir / "eval" / "summary.json").read_text())
+
+    def _eval_only(self):
+        return self._evaluate("base", self.run_dir / "eval", self.held_out)
 
     def _eval_base(self):
         return self._evaluate("base", self.run_dir / "eval_base")

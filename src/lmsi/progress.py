@@ -16,6 +16,10 @@ class _Tracker:
     def advance(self, n: int = 1) -> None:
         self.prog.advance(self.task, n)
 
+    @property
+    def completed(self) -> int:
+        return int(self.prog.tasks[self.task].completed)
+
     def to(self, k: int) -> None:
         self.prog.update(self.task, completed=k)
 

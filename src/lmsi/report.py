@@ -7,19 +7,28 @@ from pathlib import Path
 
 from .io import atomic_write_text, read_jsonl
 
-MODE_NAMES = {"greedy_cot": "greedy CoT", "sc": "self-consistency maj@m", "direct": "direct answer"}
+MODE_NAMES = {"greedy_cot": "greedy CoT", "sc": "self-consistency maj@m", "direct": "direct answer",
+              "zeroshot_cot": "zero-shot CoT"}
+
+
+def task_from_config(cfg: dict):
+    from .tasks import get_task
+
+    d = cfg.get("data", {})
+    name = d.get("task", "arith")
+    if name.startswith(("file:", "hf:")):
+        return get_task(name, **{k: d[k] for k in ("question_field", "answer_field", "choices_field", "answer_type") if k in d})
+    return get_task(name)
 
 
 def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def pseudo_label_stats(votes: list[dict], threshold: float) -> dict:
+def pseudo_label_stats(votes: list[dict], threshold: float, task) -> dict:
     kept = [v for v in votes if v["answer"] is not None and v["confidence"] >= threshold]
     with_gold = [v for v in kept if v.get("gold") is not None]
-    from .tasks.extract import numbers_equal
-
-    right = sum(numbers_equal(v["answer"], v["gold"]) for v in with_gold)
+    right = sum(task.is_correct(v["answer"], v["gold"]) for v in with_gold)
     return {
         "questions": len(votes), "kept": len(kept),
         "pseudo_label_accuracy": right / len(with_gold) if with_gold else None,
@@ -53,13 +62,11 @@ def format_table(before: dict | None, after: dict | None) -> str:
     return "\n".join(out)
 
 
-def _plots(run_dir: Path, before, after, votes, log) -> list[str]:
+def _plots(run_dir: Path, before, after, votes, log, task) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .tasks.extract import numbers_equal
 
     made = []
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -84,7 +91,7 @@ def _plots(run_dir: Path, before, after, votes, log) -> list[str]:
             if v["answer"] is None or v.get("gold") is None:
                 continue
             b = round(v["confidence"], 1)
-            bins.setdefault(b, []).append(numbers_equal(v["answer"], v["gold"]))
+            bins.setdefault(b, []).append(task.is_correct(v["answer"], v["gold"]))
         xs = sorted(bins)
         ax.plot(xs, [100 * sum(bins[x]) / len(bins[x]) for x in xs], "o-")
         for x in xs:
@@ -125,7 +132,9 @@ def build_report(run_dir: Path) -> str:
     train_rows = read_jsonl(rd / "train.jsonl") if (rd / "train.jsonl").exists() else []
     manifest = _load(run_dir / "manifest.json") or {"stages": {}}
     threshold = cfg.get("build", {}).get("threshold", 0.0)
-    pl = pseudo_label_stats(votes, threshold) if votes else None
+    task = task_from_config(cfg)
+    pl = pseudo_label_stats(votes, threshold, task) if votes else None
+    guard = _load(run_dir / "contamination.json")
     table = format_table(before, after)
     lines = [f"# lmsi report: {run_dir.name}", "",
              f"Model `{cfg.get('model')}` on task `{cfg.get('data', {}).get('task')}`; "
@@ -148,6 +157,11 @@ def build_report(run_dir: Path) -> str:
         lines += [f"| {k} | {v['seconds']:.0f} |" for k, v in manifest["stages"].items()]
         lines += [f"| total | {sum(v['seconds'] for v in manifest['stages'].values()):.0f} |", ""]
     lines += ["![report](report.png)", ""]
-    _plots(run_dir, before, after, votes, log)
+    if guard:
+        lines += ["## Contamination guard", "",
+                  f"{guard['overlapping']} of {guard['eval']} eval questions overlap the {guard['pool']} unlabeled questions "
+                  f"(same split: {guard['same_split']}; policy: {guard['policy']}"
+                  + (f", {guard['dropped']} dropped from the pool" if "dropped" in guard else "") + ").", ""]
+    _plots(run_dir, before, after, votes, log, task)
     atomic_write_text(run_dir / "report.md", "\n".join(lines))
     return table

@@ -35,7 +35,7 @@ def run_sample(task: Task, sampler: Sampler, questions: list[Example], round_dir
             outs = sampler.generate(prompts, params)
             append_jsonl(path, [
                 {"id": q.id, "question": q.question, "gold": q.answer, "prompt": p, "completions": o,
-                 "answers": [task.extract(c) for c in o]}
+                 "answers": [task.extract(c, choices=q.choices) for c in o]}
                 for q, p, o in zip(part, prompts, outs)
             ])
             tracker.advance(len(part))

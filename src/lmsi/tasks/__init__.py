@@ -1,20 +1,31 @@
-"""Task registry: name -> factory. `file:PATH` builds a task from a user's JSONL/CSV."""
+"""Task registry: name -> factory. `file:PATH` and `hf:ID` build a task from any dataset."""
 
 from __future__ import annotations
 
+import functools
+
 from .arith import Arith
 from .base import FORMATS, Example, Exemplar, Task
-from .files import GSM8K, FileTask, MultiArith
+from .choice import ARCChallenge, CommonsenseQA, OpenBookQA
+from .generic import ANSWER_TYPES, FileTask
+from .math import GSM8K, AQuA, MultiArith
+from .reading import ANLI, DROP, StrategyQA
 
-TASKS = {"arith": Arith, "gsm8k": GSM8K, "multiarith": MultiArith}
+TASKS = {
+    "arith": Arith, "gsm8k": GSM8K, "multiarith": MultiArith, "aqua": AQuA,
+    "arc_challenge": ARCChallenge, "openbookqa": OpenBookQA, "commonsenseqa": CommonsenseQA,
+    "strategyqa": StrategyQA, "anli_r1": functools.partial(ANLI, 1), "anli_r2": functools.partial(ANLI, 2),
+    "anli_r3": functools.partial(ANLI, 3), "drop": DROP,
+}
 
 
 def get_task(name: str, **kwargs) -> Task:
-    if name.startswith("file:"):
-        return FileTask(name[5:], **kwargs)
+    """A registered task, or `file:PATH` / `hf:ID[:config]` with field mapping kwargs."""
+    if name.startswith(("file:", "hf:")):
+        return FileTask(name, **kwargs)
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)} or file:PATH.jsonl")
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}, file:PATH or hf:DATASET_ID")
     return TASKS[name]()
 
 
-__all__ = ["FORMATS", "TASKS", "Example", "Exemplar", "FileTask", "Task", "get_task"]
+__all__ = ["ANSWER_TYPES", "FORMATS", "TASKS", "Example", "Exemplar", "FileTask", "Task", "get_task"]

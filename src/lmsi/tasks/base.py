@@ -1,20 +1,30 @@
-"""What a task is: examples, exemplars, prompt formats, extraction and scoring."""
+"""What a task is: examples, exemplars, prompt formats, answer extraction and scoring.
+
+A task's `answer_type` picks the extractor and the comparison:
+  number  the number after "the answer is"; exact comparison after normalisation
+  choice  a letter, "(B)" or the option's text; gold is a letter
+  label   a phrase from `labels` (yes/no, NLI); gold is the canonical label
+  text    the answer statement, DROP-normalised; exact match and token F1 against any gold
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .extract import extract_last_number, extract_number, numbers_equal
+from .extract import extract_choice, extract_label, extract_number, extract_text, normalize_text, numbers_equal, token_f1
 
 ZERO_SHOT_COT_CUE = "Let's think step by step."
 FORMATS = ("fewshot_cot", "fewshot_direct", "zeroshot_cot", "zeroshot_direct")
+ANSWER_TYPES = ("number", "choice", "yesno", "text")  # what a file:/hf: task may declare
+GOLD_SEP = "|"  # text tasks: several accepted gold answers joined by '|'
 
 
 @dataclass(frozen=True)
 class Example:
     id: str
-    question: str
+    question: str  # the full text the model sees: passage and answer choices included
     answer: str | None = None  # gold; used only by evaluation and diagnostics
+    choices: tuple[str, ...] = ()  # option texts for choice tasks, lettered A, B, ... in order
 
 
 @dataclass(frozen=True)
@@ -24,20 +34,43 @@ class Exemplar:
     answer: str
 
 
+def with_choices(stem: str, options) -> str:
+    """The question text for a choice task: the stem, then '(A) ... (B) ...'."""
+    return stem.strip() + "\nAnswer Choices: " + " ".join(f"({chr(65 + i)}) {o.strip()}" for i, o in enumerate(options))
+
+
 class Task:
-    """A numeric-answer task; subclasses set `name`, `version`, `exemplars` and `load`."""
+    """Subclasses set `name`, `version`, `exemplars`, `answer_type`, `split_names` and `load`."""
 
     name = "task"
     version = 1
+    answer_type = "number"
     exemplars: tuple[Exemplar, ...] = ()
+    labels: dict[str, str] = {}  # label tasks: phrase the model may say -> canonical label
+    split_names: tuple[str, ...] = ("train", "test")
+    unlabeled_split, eval_split = "train", "test"  # what `auto` means in the config
 
     def load(self, split: str, limit: int | None = None) -> list[Example]:
         raise NotImplementedError
 
     def splits(self) -> dict[str, int]:
-        return {}
+        return {s: len(self.load(s)) for s in self.split_names}
+
+    def check_split(self, split: str) -> None:
+        if split not in self.split_names:
+            raise ValueError(f"task {self.name!r} has splits {list(self.split_names)}, not {split!r}")
+
+    def resolve_split(self, split: str, role: str) -> str:
+        """'auto' -> the task's own unlabeled or eval split; any name is checked."""
+        split = {"unlabeled": self.unlabeled_split, "eval": self.eval_split}[role] if split == "auto" else split
+        self.check_split(split)
+        return split
 
     # -- prompts --------------------------------------------------------
+    def show(self, answer: str) -> str:
+        """How an answer is written after 'The answer is'."""
+        return f"({answer})" if self.answer_type == "choice" else answer
+
     def prompt(self, question: str, fmt: str, shots: int) -> str:
         """The prompt for one of the four formats; the model continues after 'A:'."""
         if fmt not in FORMATS:
@@ -46,7 +79,8 @@ class Task:
         head = ""
         if fmt.startswith("fewshot"):
             for ex in self.exemplars[:shots]:
-                body = f"{ex.reasoning} The answer is {ex.answer}." if cot else f"The answer is {ex.answer}."
+                said = self.show(ex.answer)
+                body = f"{ex.reasoning} The answer is {said}." if cot else f"The answer is {said}."
                 head += f"Q: {ex.question}\nA: {body}\n\n"
         tail = f"Q: {question}\nA:"
         if fmt == "zeroshot_cot":
@@ -58,49 +92,41 @@ class Task:
     def target(self, reasoning: str, answer: str, fmt: str) -> str:
         """The completion a training row teaches for a given format."""
         if fmt.endswith("cot"):
-            return f" {reasoning.strip()} The answer is {answer}."
-        return f" {answer}."
+            return f" {reasoning.strip()} The answer is {self.show(answer)}."
+        return f" {self.show(answer)}."
 
     stop = ("\n\nQ:", "\nQ:", "\n\n\n")
 
     # -- scoring --------------------------------------------------------
-    def extract(self, completion: str, fmt: str = "fewshot_cot") -> str | None:
-        if fmt.endswith("direct"):
-            # the prompt already ends in 'The answer is', so the number comes first
-            head = completion.strip().split("\n")[0]
-            return extract_last_number(head.split(".")[0] if head.count(".") > 1 else head)
-        return extract_number(completion)
+    def extract(self, completion: str, fmt: str = "fewshot_cot", choices: tuple[str, ...] = ()) -> str | None:
+        """The answer a completion gives, normalised so equal answers vote together; None abstains."""
+        if fmt.endswith("direct"):  # the prompt ended in 'The answer is': read its first line
+            completion = "The answer is " + completion.strip().split("\n")[0]
+        if self.answer_type == "number":
+            return extract_number(completion)
+        if self.answer_type == "choice":
+            return extract_choice(completion, len(choices) or 5, choices)
+        if self.answer_type == "label":
+            return extract_label(completion, self.labels)
+        return extract_text(completion)
 
     def is_correct(self, pred: str | None, gold: str | None) -> bool:
-        return numbers_equal(pred, gold)
+        if pred is None or gold is None:
+            return False
+        if self.answer_type == "number":
+            return numbers_equal(pred, gold)
+        if self.answer_type == "text":
+            return any(normalize_text(pred) == normalize_text(g) for g in gold.split(GOLD_SEP))
+        return pred == gold
+
+    def f1(self, pred: str | None, gold: str | None) -> float | None:
+        """Token F1 for text tasks (None elsewhere): the best over the accepted golds."""
+        if self.answer_type != "text" or gold is None:
+            return None
+        return max(token_f1(pred, g) for g in gold.split(GOLD_SEP))
 
     @staticmethod
     def reasoning_of(completion: str) -> str:
         """The reasoning before 'The answer is', reused to build CoT training targets."""
         i = completion.lower().rfind("the answer is")
         return (completion[:i] if i != -1 else completion).strip()
-
-
-# Math exemplars written for lmsi (short, varied operations) and shared by numeric tasks.
-MATH_EXEMPLARS = (
-    Exemplar(
-        "A library has 45 books on a shelf. It lends out 12 and receives 8 new ones. How many books are on the shelf now?",
-        "It starts with 45 books. After lending 12 it has 45 - 12 = 33. With 8 new ones it has 33 + 8 = 41.",
-        "41",
-    ),
-    Exemplar(
-        "Each crate holds 6 melons. A truck carries 7 crates and 5 loose melons. How many melons does the truck carry?",
-        "The crates hold 7 * 6 = 42 melons. With the loose ones, 42 + 5 = 47.",
-        "47",
-    ),
-    Exemplar(
-        "Nora splits 56 marbles equally among 8 friends, then each friend gets 2 more from her brother. How many marbles does each friend have?",
-        "Each friend first gets 56 / 8 = 7 marbles. With 2 more, each has 7 + 2 = 9.",
-        "9",
-    ),
-    Exemplar(
-        "A ticket costs $4. Ravi buys tickets for himself and 3 friends and pays with a $20 bill. How much change does he get?",
-        "He buys 1 + 3 = 4 tickets, which cost 4 * 4 = 16 dollars. His change is 20 - 16 = 4 dollars.",
-        "4",
-    ),
-)

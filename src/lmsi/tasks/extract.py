@@ -53,3 +53,103 @@ def numbers_equal(a: str | None, b: str | None) -> bool:
         return abs(Fraction(a) - Fraction(b)) <= Fraction(1, 10**6) * max(1, abs(Fraction(b)))
     except ValueError:
         return a == b
+
+
+# -- non-numeric answers -----------------------------------------------------
+# Every extractor reads only the statement after the LAST "the answer is": text without
+# that statement abstains (None) rather than guessing from whatever the model mentioned.
+_CLAUSE = re.compile(r"answer\s+is\s*:?\s*(.*)", re.I)
+_LETTER = re.compile(r"^\(?([A-Z])\)?(?=$|[\s.,:;!)])")
+_PAREN_LETTERS = re.compile(r"\(([A-Z])\)")
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def answer_clause(completion: str) -> str | None:
+    """The text after the last 'answer is', up to the end of that line."""
+    found = None
+    for line in completion.split("\n"):
+        for m in _CLAUSE.finditer(line):
+            found = m.group(1)
+    if found is None:
+        return None
+    found = found.strip().strip("\"'*`").strip()
+    return found or None
+
+
+def _norm(text: str) -> str:
+    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+
+
+def extract_choice(completion: str, n_options: int, options: tuple[str, ...] = ()) -> str | None:
+    """A letter among the first `n_options`: from '(B)', 'B', 'B)' or the option's text.
+
+    Two different parenthesised letters ('(A) or (C)') are ambiguous and give None."""
+    clause = answer_clause(completion)
+    if clause is None:
+        return None
+    letters = [chr(65 + i) for i in range(n_options)]
+    named = {x for x in _PAREN_LETTERS.findall(clause) if x in letters}
+    if len(named) > 1:
+        return None
+    m = _LETTER.match(clause)
+    if m and m.group(1) in letters:
+        return m.group(1)
+    if named:
+        return named.pop()
+    said = f" {_norm(clause)} "
+    hits = [(len(o), letters[i]) for i, o in enumerate(options[:n_options]) if _norm(o) and f" {_norm(o)} " in said]
+    if not hits:
+        return None
+    hits.sort(reverse=True)  # "red apple" wins over "apple" when both occur
+    longest = [h for h in hits if h[0] == hits[0][0]]
+    return longest[0][1] if len(longest) == 1 else None
+
+
+def extract_label(completion: str, vocab: dict[str, str]) -> str | None:
+    """A label whose phrase starts the answer statement ('yes', 'it is not possible to tell')."""
+    clause = answer_clause(completion)
+    if clause is None:
+        return None
+    said = _norm(clause)
+    for phrase in sorted(vocab, key=len, reverse=True):
+        if said == phrase or said.startswith(phrase + " "):
+            return vocab[phrase]
+    return None
+
+
+def normalize_text(text: str) -> str:
+    """SQuAD/DROP-style: lowercase, numbers canonical, no punctuation, articles or extra spaces."""
+    words = []
+    for w in text.lower().split():
+        core = w.strip(".,;:!?\"'()")
+        num = normalize_number(core) if re.fullmatch(r"\$?-?[\d,]*\d(\.\d+)?%?", core) else None
+        if num is not None:
+            words.append(num)
+        else:
+            words += [x for x in _PUNCT.sub(" ", w).split() if x not in ("a", "an", "the")]
+    return " ".join(words)
+
+
+def extract_text(completion: str) -> str | None:
+    """Free-text answers: the answer statement up to its sentence end, normalised."""
+    clause = answer_clause(completion)
+    if clause is None:
+        return None
+    clause = re.split(r"(?<!\d)\.(?!\d)", clause)[0]
+    out = normalize_text(clause)
+    return out or None
+
+
+def token_f1(pred: str | None, gold: str) -> float:
+    """Bag-of-words F1 between normalised strings (DROP's metric, with multi-span answers
+    compared as one bag)."""
+    if pred is None:
+        return 0.0
+    p, g = normalize_text(pred).split(), normalize_text(gold).split()
+    if not p or not g:
+        return float(p == g)
+    common = sum(min(p.count(w), g.count(w)) for w in set(p))
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
