@@ -18,7 +18,7 @@ from rich.console import Console
 app = typer.Typer(help="Label-free self-improvement of language models (Huang et al., 2022).\n\n"
                   "Stages: sample m reasoning paths -> majority vote -> build training set -> LoRA fine-tune -> evaluate.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # no hard line breaks inside paths and messages
 
 CONFIG = typer.Option(None, "--config", "-c", help="YAML config file (see `lmsi config`).")
 RUN_DIR = typer.Option(None, "--run-dir", "-r", help="Run directory (default: from config, runs/default).")

@@ -89,11 +89,11 @@ def _params(group: str, modes: list[str], task: Task, cfg: EvalConfig, max_new_t
 
 
 def generate_group(task: Task, sampler: Sampler, examples: list[Example], group: str, modes: list[str], path: Path,
-                   cfg: EvalConfig, shots: int, max_new_tokens: int, seed: int, chunk: int = 128) -> list[dict]:
+                   cfg: EvalConfig, shots: int, max_new_tokens: int, seed: int, batch_rows: int = 128) -> list[dict]:
     """Raw generations for one group, appended a chunk at a time; resumes from `path`."""
     fmt = {"direct": "fewshot_direct", "zeroshot_cot": "zeroshot_cot"}.get(group, "fewshot_cot")
     params = _params(group, modes, task, cfg, max_new_tokens, seed)
-    chunk = max(1, chunk // params.n)  # about one decode batch of rows per committed chunk
+    chunk = max(1, batch_rows // params.n)  # about one decode batch of rows per committed chunk
     kept = read_jsonl(path, tolerate_torn_tail=True) if path.exists() else []
     if kept:
         write_jsonl(path, kept)  # drop a torn tail so appends stay line-aligned
@@ -115,13 +115,13 @@ def generate_group(task: Task, sampler: Sampler, examples: list[Example], group:
 
 
 def run_eval(task: Task, sampler: Sampler, examples: list[Example], out_dir: Path, cfg: EvalConfig, shots: int,
-             max_new_tokens: int, seed: int) -> dict:
+             max_new_tokens: int, seed: int, batch_rows: int = 128) -> dict:
     """Evaluate every mode in cfg.modes; finished modes (their .jsonl exists) are skipped."""
     out_dir = Path(out_dir)
     todo = [m for m in cfg.modes if not (out_dir / f"{m}.jsonl").exists()]
     for group, modes in _groups(todo):
         partial = out_dir / f"{group}.partial.jsonl"
-        raw = generate_group(task, sampler, examples, group, modes, partial, cfg, shots, max_new_tokens, seed)
+        raw = generate_group(task, sampler, examples, group, modes, partial, cfg, shots, max_new_tokens, seed, batch_rows)
         for mode in modes:
             write_jsonl(out_dir / f"{mode}.jsonl", score_rows(task, examples, raw, mode))
         partial.unlink()

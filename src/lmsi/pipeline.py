@@ -153,7 +153,7 @@ class Pipeline:
         s = self.cfg.sample
         examples = self.eval_examples if examples is None else examples
         summary = run_eval(self.eval_task, self.sampler(which), examples, out_dir, self.cfg.eval,
-                           s.shots, s.max_new_tokens, self.cfg.seed)
+                           s.shots, s.max_new_tokens, self.cfg.seed, s.batch_rows)
         return {"accuracy": {k: v["accuracy"] for k, v in summary.items() if "accuracy" in v}}
 
     def evaluate_only(self) -> dict:

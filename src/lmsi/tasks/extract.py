@@ -58,7 +58,7 @@ def numbers_equal(a: str | None, b: str | None) -> bool:
 # -- non-numeric answers -----------------------------------------------------
 # Every extractor reads only the statement after the LAST "the answer is": text without
 # that statement abstains (None) rather than guessing from whatever the model mentioned.
-_CLAUSE = re.compile(r"answer\s+is\s*:?\s*(.*)", re.I)
+_CLAUSE = re.compile(r"answer\s+is\s*:?\s*", re.I)
 _LETTER = re.compile(r"^\(?([A-Z])\)?(?=$|[\s.,:;!)])")
 _PAREN_LETTERS = re.compile(r"\(([A-Z])\)")
 _PUNCT = re.compile(r"[^\w\s]")
@@ -69,7 +69,7 @@ def answer_clause(completion: str) -> str | None:
     found = None
     for line in completion.split("\n"):
         for m in _CLAUSE.finditer(line):
-            found = m.group(1)
+            found = line[m.end():]
     if found is None:
         return None
     found = found.strip().strip("\"'*`").strip()

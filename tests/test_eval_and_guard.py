@@ -1,0 +1,115 @@
+"""`lmsi eval --task` on its own, resumable evaluation, and the contamination guard."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lmsi.cli import app
+from lmsi.contamination import find_overlap
+from lmsi.tasks import Example
+
+runner = CliRunner()
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_eval_any_task_alone_writes_per_item_rows(tmp_path):
+    rd = tmp_path / "ev"
+    r = runner.invoke(app, ["eval", "--task", "arith", "--limit", "6", "--mode", "greedy-cot", "--mode", "zero-shot-cot",
+                            "--mode", "sc", "--run-dir", str(rd), "backend=fake", "eval.sc_m=3"])
+    assert r.exit_code == 0, r.output
+    assert "arith greedy_cot" in r.stdout and "zeroshot_cot" in r.stdout
+    summary = json.loads((rd / "eval/summary.json").read_text())
+    assert set(summary) >= {"greedy_cot", "zeroshot_cot", "sc"}
+    for mode in ("greedy_cot", "zeroshot_cot", "sc"):
+        s = summary[mode]
+        assert s["n"] == 6 and 0 <= s["ci95"][0] <= s["accuracy"] <= s["ci95"][1] <= 1
+        rows = _jsonl(rd / f"eval/{mode}.jsonl")
+        assert {"prompt", "paths", "answers", "prediction", "gold", "correct"} <= set(rows[0])
+    assert all(len(r["paths"]) == 3 for r in _jsonl(rd / "eval/sc.jsonl"))
+    assert "Let's think step by step." in _jsonl(rd / "eval/zeroshot_cot.jsonl")[0]["prompt"]
+    assert not list((rd / "eval").glob("*.partial.jsonl"))
+
+
+def test_eval_resumes_from_committed_chunks(tmp_path):
+    from lmsi.backends.fake import FakeSampler
+    from lmsi.config import EvalConfig
+    from lmsi.evaluate import run_eval
+    from lmsi.tasks import get_task
+
+    task, examples = get_task("arith"), get_task("arith").load("test", 10)
+    cfg = EvalConfig(modes=["greedy_cot", "sc"], sc_m=2)
+
+    class Dies(FakeSampler):
+        calls = 0
+
+        def generate(self, prompts, params, progress=None):
+            Dies.calls += 1
+            if Dies.calls == 3:
+                raise KeyboardInterrupt  # killed after two committed chunks
+            return super().generate(prompts, params, progress)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_eval(task, Dies(), examples, tmp_path / "a", cfg, 2, 20, 0, batch_rows=6)
+    partial = _jsonl(tmp_path / "a/cot.partial.jsonl")
+    assert 0 < len(partial) < 10
+    with open(tmp_path / "a/cot.partial.jsonl", "a") as f:
+        f.write('{"id": "torn')  # a crash mid-append
+    run_eval(task, FakeSampler(), examples, tmp_path / "a", cfg, 2, 20, 0, batch_rows=6)
+    run_eval(task, FakeSampler(), examples, tmp_path / "b", cfg, 2, 20, 0, batch_rows=6)  # uninterrupted
+    for mode in ("greedy_cot", "sc"):
+        assert (tmp_path / f"a/{mode}.jsonl").read_bytes() == (tmp_path / f"b/{mode}.jsonl").read_bytes()
+
+
+def test_find_overlap_flags_near_duplicates_not_templates():
+    pool = [Example("p1", "Ada buys 5 bags of apples with 9 apples in each bag. How many apples does Ada have now?"),
+            Example("p2", "Premise: a long shared instruction text that every question carries along here."),
+            Example("p3", "Premise: a long shared instruction text that every question carries along here. Other."),
+            Example("p4", "Premise: a long shared instruction text that every question carries along here. More.")]
+    evals = [Example("e1", "Ben buys 5 bags of apples with 9 apples in each bag. How many apples does Ben have now?"),
+             Example("e2", "Ben buys 6 bags of apples with 9 apples in each bag. How many apples does Ben have now?"),
+             Example("e3", "Premise: a long shared instruction text that every question carries along here. New!")]
+    found = find_overlap(pool, evals)
+    assert [(f["eval_id"], f["pool_id"]) for f in found] == [("e1", "p1")]  # e2 has other numbers; e3 is template
+
+
+def _file(tmp_path, name, questions):
+    path = tmp_path / name
+    path.write_text("".join(json.dumps({"question": q, "answer": "1"}) + "\n" for q in questions))
+    return path
+
+
+QS = [f"Question number {i}: {w} has {i} red marbles and finds {i + 3} more in the old garden shed." for i, w in
+      enumerate(["Ada", "Ben", "Cy", "Di", "Ed", "Flo"])]
+
+
+def test_guard_refuses_same_split_and_near_duplicates(tmp_path):
+    args = ["run", "--run-dir", str(tmp_path / "r1"), "backend=fake", "data.limit=4", "eval.limit=4"]
+    r = runner.invoke(app, args + ["eval.split=train"])
+    assert r.exit_code == 2 and "contamination guard" in r.output and "both split 'train'" in r.output
+    pool = _file(tmp_path, "pool.jsonl", QS[:4])
+    evals = _file(tmp_path, "eval.jsonl", [QS[1].replace("Ben", "Bob"), "A different question about 7 ducks?"])
+    base = ["backend=fake", f"data.task=file:{pool}", f"eval.task=file:{evals}", "sample.m=2", "eval.sc_m=2",
+            "train.method=lora"]
+    r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "r2"), *base])
+    assert r.exit_code == 2 and "1 of 2 eval questions near-duplicate" in r.output, r.output
+    assert not (tmp_path / "r2/round_01").exists()  # refused before any work
+
+
+def test_guard_drop_removes_overlap_and_report_states_it(tmp_path):
+    from lmsi.config import load_config
+    from lmsi.pipeline import Pipeline
+
+    pool = _file(tmp_path, "pool.jsonl", QS[:4])
+    evals = _file(tmp_path, "eval.jsonl", [QS[1].replace("Ben", "Bob"), "A different question about 7 ducks?"])
+    cfg = load_config(overrides=[f"run_dir={tmp_path / 'r'}", "backend=fake", f"data.task=file:{pool}",
+                                 f"eval.task=file:{evals}", "data.overlap=drop"])
+    p = Pipeline(cfg, log=lambda m: None)
+    assert [q.id for q in p.questions] == ["pool-1", "pool-3", "pool-4"]
+    guard = json.loads((tmp_path / "r/contamination.json").read_text())
+    assert guard["overlapping"] == 1 and guard["dropped"] == 1 and guard["pairs"][0]["pool_id"] == "pool-2"
+    p.stage("report")
+    assert "1 of 2 eval questions overlap the 4 unlabeled questions" in (tmp_path / "r/report.md").read_text()
