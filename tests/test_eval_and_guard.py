@@ -93,7 +93,7 @@ def test_guard_refuses_same_split_and_near_duplicates(tmp_path):
     pool = _file(tmp_path, "pool.jsonl", QS[:4])
     evals = _file(tmp_path, "eval.jsonl", [QS[1].replace("Ben", "Bob"), "A different question about 7 ducks?"])
     base = ["backend=fake", f"data.task=file:{pool}", f"eval.task=file:{evals}", "sample.m=2", "eval.sc_m=2",
-            "train.method=lora"]
+            "train.adapter=lora"]
     r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "r2"), *base])
     assert r.exit_code == 2 and "1 of 2 eval questions near-duplicate" in r.output, r.output
     assert not (tmp_path / "r2/round_01").exists()  # refused before any work

@@ -65,7 +65,8 @@ class BuildConfig:
 
 @dataclass
 class TrainConfig:
-    method: str = opt("lora", "lora or full fine-tuning", choices=["lora", "full"])
+    method: str = opt("sft", "training objective: sft = fine-tune on majority paths (the paper)", choices=["sft"])
+    adapter: str = opt("lora", "lora (PEFT adapters, merged after training) or full fine-tuning", choices=["lora", "full"])
     lora_r: int = opt(8, "LoRA rank", ge=1)
     lora_alpha: int = opt(16, "LoRA alpha", ge=1)
     lora_dropout: float = opt(0.0, "LoRA dropout", ge=0.0, le=1.0)

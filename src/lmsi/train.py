@@ -54,7 +54,7 @@ def run_train(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
         raise RuntimeError(f"{round_dir / 'train.jsonl'} is empty: no question reached the confidence threshold; "
                            "lower build.threshold or sample more questions")
     model.train()
-    if cfg.method == "lora":
+    if cfg.adapter == "lora":
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(
@@ -74,7 +74,7 @@ def run_train(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
                       data_collator=_collate(tok.pad_token_id))
     trainer.train()
     write_jsonl(round_dir / "train_log.jsonl", [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h])
-    if cfg.method == "lora":
+    if cfg.adapter == "lora":
         model.save_pretrained(round_dir / "adapter")
         model = model.merge_and_unload()
     model.eval()
