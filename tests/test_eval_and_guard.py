@@ -108,7 +108,7 @@ def test_guard_drop_removes_overlap_and_report_states_it(tmp_path):
     cfg = load_config(overrides=[f"run_dir={tmp_path / 'r'}", "backend=fake", f"data.task=file:{pool}",
                                  f"eval.task=file:{evals}", "data.overlap=drop"])
     p = Pipeline(cfg, log=lambda m: None)
-    assert [q.id for q in p.questions] == ["pool-1", "pool-3", "pool-4"]
+    assert [q.id for q in p.questions(1)] == ["pool-1", "pool-3", "pool-4"]
     guard = json.loads((tmp_path / "r/contamination.json").read_text())
     assert guard["overlapping"] == 1 and guard["dropped"] == 1 and guard["pairs"][0]["pool_id"] == "pool-2"
     p.stage("report")

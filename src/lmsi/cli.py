@@ -58,23 +58,45 @@ def _guard(fn):
 
 @app.command()
 def run(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR, overrides: Optional[list[str]] = OVERRIDES,
-        force: bool = FORCE):
-    """Run every stage (base eval, sample, vote, build, train, eval, report); finished stages are skipped."""
+        force: bool = FORCE,
+        rounds: Optional[int] = typer.Option(None, "--rounds", help="Self-improvement rounds (loop.rounds); stops early when label-free agreement stops rising."),
+        questions: Optional[str] = typer.Option(None, "--questions", help="'self': the model writes its own unlabeled questions (selfgen.questions)."),
+        exemplars: Optional[str] = typer.Option(None, "--exemplars", help="'self': few-shot exemplars from the model's confident zero-shot answers (selfgen.exemplars)."),
+        student: Optional[str] = typer.Option(None, "--student", help="Distil into this smaller model instead of self-training (student=...).")):
+    """Run every stage: base eval, then per round sample -> vote -> build -> train -> eval, then the report.
+
+    Finished stages are skipped, so rerunning the same command resumes. Examples:\n
+      lmsi run                                   # the default job\n
+      lmsi run --rounds 3 -r runs/three          # iterate; report.md shows every round\n
+      lmsi run --questions self --exemplars self # no human-written questions or exemplars\n
+      lmsi run data.task=gsm8k sample.m=32 sample.max_new_tokens=256
+    """
+    extra = [f"loop.rounds={rounds}"] * (rounds is not None) + [f"student={student}"] * (student is not None)
+    for flag, value, key in (("--questions", questions, "selfgen.questions"), ("--exemplars", exemplars, "selfgen.exemplars")):
+        if value is not None:
+            if value not in ("self", "data", "fixed"):
+                console.print(f"[bold red]error:[/bold red] {flag} takes 'self' (or 'data'/'fixed' for the default), not {value!r}")
+                raise typer.Exit(2)
+            extra.append(f"{key}={str(value == 'self').lower()}")
+
     def go():
-        p = _pipeline(config, run_dir, overrides, force)
+        p = _pipeline(config, run_dir, (overrides or []) + extra, force)
         table = p.run()
         print(table)
         console.print(f"report: {p.run_dir / 'report.md'}")
     _guard(go)
 
 
+ROUND = typer.Option(1, "--round", "-k", help="Which round (round_NN directory).")
+
+
 def _stage_cmd(name: str, doc: str):
     def cmd(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR,
-            overrides: Optional[list[str]] = OVERRIDES, force: bool = FORCE,
+            overrides: Optional[list[str]] = OVERRIDES, force: bool = FORCE, k: int = ROUND,
             redo: bool = typer.Option(False, "--redo", help="Run the stage even if the manifest says it is done.")):
         def go():
             p = _pipeline(config, run_dir, overrides, force)
-            p.stage(name, force=redo)
+            p.stage(name, k, force=redo)
             if name == "report":
                 print(p.table)
         _guard(go)
@@ -83,10 +105,10 @@ def _stage_cmd(name: str, doc: str):
 
 
 for _name, _doc in [
-    ("sample", "Draw m chain-of-thought paths per unlabeled question -> round_01/samples.jsonl."),
-    ("vote", "Majority-vote each question's answers; confidence = vote share -> round_01/votes.jsonl."),
-    ("build", "Keep confident questions' majority paths in four formats -> round_01/train.jsonl."),
-    ("train", "LoRA (or full) fine-tune on train.jsonl -> round_01/adapter/ and merged round_01/model/."),
+    ("sample", "Draw m chain-of-thought paths per unlabeled question -> round_NN/samples.jsonl."),
+    ("vote", "Majority-vote each question's answers; confidence = vote share -> round_NN/votes.jsonl."),
+    ("build", "Keep confident questions' majority paths in four formats -> round_NN/train.jsonl."),
+    ("train", "LoRA (or full) fine-tune on train.jsonl -> round_NN/adapter/ and merged round_NN/model/."),
     ("report", "Write report.md and report.png from the run directory and print the table."),
 ]:
     app.command(name=_name)(_stage_cmd(_name, _doc))
@@ -101,6 +123,7 @@ def eval_cmd(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR,
              split: Optional[str] = typer.Option(None, "--split", help="Labeled split to score (default: the task's eval split)."),
              limit: int = typer.Option(0, "--limit", "-n", help="With --task: first N questions (0 = the whole split)."),
              which: str = typer.Option("both", help="In a run directory: base, tuned or both."),
+             k: int = ROUND,
              redo: bool = typer.Option(False, "--redo", help="Re-evaluate even if done.")):
     """Evaluate a model: alone on any task (--task), or a run's base and tuned models on its held-out split.
 
@@ -129,7 +152,7 @@ def eval_cmd(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR,
         if which in ("base", "both"):
             p.stage("eval_base", force=redo)
         if which in ("tuned", "both"):
-            p.stage("eval", force=redo)
+            p.stage("eval", k, force=redo)
     _guard(go)
 
 

@@ -87,6 +87,29 @@ class EvalConfig:
 
 
 @dataclass
+class LoopConfig:
+    rounds: int = opt(1, "self-improvement rounds; round k samples with the model from round k-1", ge=1)
+    init: str = opt("base", "what round k fine-tunes: the base model on round k's data (default: no compounding "
+                    "drift, as in STaR) or the previous round's model", choices=["base", "previous"])
+    questions: str = opt("fresh", "fresh: each round takes new unlabeled questions, so its vote measures the previous "
+                         "model on unseen questions; same: every round reuses one set", choices=["fresh", "same"])
+    stop: bool = opt(True, "stop early when label-free agreement (mean vote share on the round's fresh questions) stops rising")
+    min_gain: float = opt(0.0, "stop when agreement rises by less than this from one round to the next", ge=0.0)
+
+
+@dataclass
+class SelfGenConfig:
+    questions: bool = opt(False, "the model writes the unlabeled questions itself, in the style of seed questions")
+    seed_questions: int = opt(8, "pool questions shown as style seeds (their text only)", ge=1)
+    per_prompt: int = opt(3, "seed questions in each generation prompt", ge=1)
+    generate: int = opt(64, "candidate questions to draw before filtering", ge=1)
+    temperature: float = opt(1.0, "sampling temperature for question writing", gt=0.0)
+    exemplars: bool = opt(False, "build the few-shot CoT exemplars from the model's own confident zero-shot answers")
+    exemplar_pool: int = opt(8, "unlabeled questions tried as exemplar candidates", ge=1)
+    exemplar_m: int = opt(4, "zero-shot CoT paths per candidate; the most agreed-on become exemplars", ge=1)
+
+
+@dataclass
 class RunConfig:
     run_dir: str = opt("runs/default", "run directory (resumable)")
     model: str = opt("embedded:qwen2.5-coder-0.5b", "embedded:NAME, a .gguf path, an HF dir or hub id")
@@ -94,7 +117,10 @@ class RunConfig:
     dtype: str = opt("auto", "auto picks the faster of bf16/fp32 on this machine", choices=["auto", "float32", "bfloat16"])
     seed: int = opt(0, "seed for sampling and training")
     trust_remote_code: bool = opt(False, "allow model repos to run their own code (off: unsafe)")
+    student: str = opt("", "distillation: train this (smaller) model on the teacher's confident paths; empty = self-training")
     data: DataConfig = field(default_factory=DataConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+    selfgen: SelfGenConfig = field(default_factory=SelfGenConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     build: BuildConfig = field(default_factory=BuildConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -144,6 +170,8 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError(f"config key 'build.formats' has unknown formats {sorted(bad)}; allowed: {list(FORMATS)}")
     if not any(w > 0 for w in cfg.build.formats.values()):
         raise ConfigError("config key 'build.formats' must give at least one format a weight > 0")
+    if cfg.student and cfg.loop.rounds > 1:
+        raise ConfigError("config key 'student': distillation runs one round (loop.rounds=1)")
     cfg.eval.modes = [m.replace("-", "_").replace("zero_shot", "zeroshot") for m in cfg.eval.modes]
     bad = set(cfg.eval.modes) - set(EVAL_MODES)
     if bad or not cfg.eval.modes:

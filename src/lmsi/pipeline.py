@@ -1,39 +1,45 @@
-"""One self-improvement round, stage by stage, over one run directory.
+"""The self-improvement loop, stage by stage, over one run directory.
 
     from lmsi.config import load_config
     from lmsi.pipeline import Pipeline
-    Pipeline(load_config(overrides=["sample.m=4"])).run()
+    Pipeline(load_config(overrides=["sample.m=4", "loop.rounds=3"])).run()
 
-Layout:  run_dir/config.yaml, manifest.json, eval_base/, round_01/{samples,votes,train}.jsonl,
-round_01/{adapter,model}/, round_01/eval/, report.md, report.png. Finished stages are
-recorded in manifest.json and skipped on rerun.
+Layout:  run_dir/config.yaml, manifest.json, contamination.json, [exemplars.json,
+questions_self.jsonl], eval_base/, [eval_student/], round_NN/{samples,votes,train}.jsonl,
+round_NN/{adapter,model,eval}/, loop.json, report.md, report.png. Finished stages are
+recorded in manifest.json and skipped on rerun. Round k samples with round k-1's model.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import time
 from pathlib import Path
 
 import yaml
 
 from .config import ConfigError, RunConfig, diff_configs
-from .io import InputError, Manifest, atomic_write_text, write_json
+from .io import InputError, Manifest, atomic_write_text, read_jsonl, write_json, write_jsonl
 
-STAGES = ("eval_base", "sample", "vote", "build", "train", "eval", "report")
-ROUND = "round_01"
+ROUND_STAGES = ("sample", "vote", "build", "train", "eval")
+RUN_STAGES = ("exemplars", "questions", "eval_base", "eval_student", "eval_only", "report")
+NEEDS = {"vote": "sample", "build": "vote", "train": "build", "eval": "train"}
 
 
 class Pipeline:
     def __init__(self, cfg: RunConfig, force: bool = False, log=print):
         self.cfg, self.log = cfg, log
         self.run_dir = Path(cfg.run_dir)
-        self.round_dir = self.run_dir / ROUND
         self._check_config(force)
         self.manifest = Manifest(self.run_dir)
         self.task = self._make_task(cfg.data.task)
         self.eval_task = self._make_task(cfg.eval.task) if cfg.eval.task else self.task
         self._models: dict[str, object] = {}
+        self._use_saved_exemplars()
+
+    def round_dir(self, k: int) -> Path:
+        return self.run_dir / f"round_{k:02d}"
 
     def _make_task(self, name: str):
         from .tasks import get_task
@@ -43,6 +49,15 @@ class Pipeline:
             return get_task(name)
         return get_task(name, question_field=d.question_field, answer_field=d.answer_field,
                         choices_field=d.choices_field, answer_type=d.answer_type)
+
+    def _use_saved_exemplars(self) -> None:
+        path = self.run_dir / "exemplars.json"
+        if self.cfg.selfgen.exemplars and path.exists():
+            from .tasks import Exemplar
+
+            exemplars = tuple(Exemplar(**e) for e in json.loads(path.read_text()))
+            for t in {id(self.task): self.task, id(self.eval_task): self.eval_task}.values():
+                t.exemplars = exemplars
 
     # -- config echo and resume guard -----------------------------------
     def _check_config(self, force: bool) -> None:
@@ -67,6 +82,17 @@ class Pipeline:
             return []
         return self.eval_task.load(self.eval_task.resolve_split(e.split, "eval"), e.limit or None)
 
+    def _pool_size(self) -> int | None:
+        """Unlabeled questions to load: every round's share, plus exemplar candidates."""
+        c = self.cfg
+        if c.selfgen.questions:
+            need = c.selfgen.seed_questions
+        elif not c.data.limit:
+            return None
+        else:
+            need = c.data.limit * (c.loop.rounds if c.loop.questions == "fresh" else 1)
+        return need + (c.selfgen.exemplar_pool if c.selfgen.exemplars else 0)
+
     @functools.cached_property
     def _guarded(self):
         """(unlabeled pool, eval examples) after the contamination guard (contamination.json)."""
@@ -74,7 +100,7 @@ class Pipeline:
 
         d = self.cfg.data
         split = self.task.resolve_split(d.split, "unlabeled")
-        pool = self.task.load(split, d.limit or None)
+        pool = self.task.load(split, self._pool_size())
         if not pool:
             raise InputError(f"task {d.task!r} split {split!r} has no questions")
         evals = self.held_out
@@ -105,54 +131,87 @@ class Pipeline:
         return pool, evals
 
     @property
-    def questions(self):
-        return self._guarded[0]
+    def pool(self):
+        """Unlabeled questions for the rounds (or the seeds, for self-generated questions)."""
+        pool = self._guarded[0]
+        return pool[: -self.cfg.selfgen.exemplar_pool] if self.cfg.selfgen.exemplars and len(pool) > 1 else pool
+
+    @property
+    def exemplar_candidates(self):
+        return self._guarded[0][len(self.pool):] or self._guarded[0]
 
     @property
     def eval_examples(self):
         return self._guarded[1]
 
+    @functools.cached_property
+    def _self_questions(self):
+        from .tasks import Example
+
+        return [Example(**r) for r in read_jsonl(self.run_dir / "questions_self.jsonl")]
+
+    def questions(self, k: int = 1):
+        """Round k's unlabeled questions: its own slice of the pool when loop.questions is fresh."""
+        pool = self._self_questions if self.cfg.selfgen.questions else self.pool
+        if self.cfg.loop.questions == "same" or self.cfg.loop.rounds == 1:
+            part = pool[: self.cfg.data.limit or None]
+        else:
+            size = self.cfg.data.limit or len(pool) // self.cfg.loop.rounds
+            part = pool[(k - 1) * size : k * size]
+        if not part:
+            raise InputError(f"round {k} has no unlabeled questions left (pool of {len(pool)}); "
+                             "lower data.limit or loop.rounds, or set loop.questions=same")
+        return part
+
     # -- models ---------------------------------------------------------
-    def model(self, which: str):
-        """'base' or 'tuned' -> (model, tokenizer); one model in memory at a time."""
-        if which not in self._models:
+    def model_spec(self, k: int, student: bool = False) -> str:
+        """The model after round k (k=0: the base model, or the student before training)."""
+        if k == 0:
+            return self.cfg.student if student and self.cfg.student else self.cfg.model
+        return str(self.round_dir(k) / "model")
+
+    def model(self, spec: str):
+        """(model, tokenizer) for a spec; one model in memory at a time."""
+        if spec not in self._models:
             from .models import load_model
 
             self._models.clear()
-            spec = self.cfg.model if which == "base" else str(self.round_dir / "model")
-            self.log(f"loading {which} model: {spec}")
-            self._models[which] = load_model(spec, self.cfg.dtype, self.cfg.trust_remote_code)
-        return self._models[which]
+            self.log(f"loading model: {spec}")
+            self._models[spec] = load_model(spec, self.cfg.dtype, self.cfg.trust_remote_code)
+        return self._models[spec]
 
-    def sampler(self, which: str):
+    def sampler(self, spec: str):
         from .backends import get_sampler
 
         if self.cfg.backend == "fake":
             return get_sampler("fake", None)
-        model, tok = self.model(which)
+        model, tok = self.model(spec)
         return get_sampler(self.cfg.backend, model, tokenizer=tok, batch_rows=self.cfg.sample.batch_rows)
 
     # -- stages ---------------------------------------------------------
-    def stage(self, name: str, force: bool = False) -> None:
-        key = name if name in ("eval_base", "eval_only", "report") else f"{ROUND}/{name}"
+    def stage(self, name: str, k: int = 1, force: bool = False) -> None:
+        key = name if name in RUN_STAGES else f"{self.round_dir(k).name}/{name}"
         if self.manifest.done(key) and not force and name != "report":
             self.log(f"[skip] {key} (done)")
             return
-        need = {"vote": "sample", "build": "vote", "train": "build", "eval": "train"}.get(name)
-        if need and not self.manifest.done(f"{ROUND}/{need}"):
-            raise RuntimeError(f"stage {name!r} needs stage {need!r} first (lmsi {need} or lmsi run)")
+        need = NEEDS.get(name)
+        if need and not self.manifest.done(f"{self.round_dir(k).name}/{need}"):
+            raise RuntimeError(f"stage {name!r} of round {k} needs stage {need!r} first (lmsi {need} or lmsi run)")
+        if name == "sample" and k > 1 and not self.manifest.done(f"{self.round_dir(k - 1).name}/train"):
+            raise RuntimeError(f"round {k} samples with round {k - 1}'s model: finish round {k - 1} first")
         t = time.time()
-        info = getattr(self, f"_{name}")() or {}
+        fn = getattr(self, f"_{name}")
+        info = (fn(k) if name in ROUND_STAGES else fn()) or {}
         if name != "report":
             self.manifest.mark(key, time.time() - t, **info)
             self.log(f"[done] {key} in {time.time() - t:.0f}s")
 
-    def _evaluate(self, which: str, out_dir: Path, examples=None):
+    def _evaluate(self, spec: str, out_dir: Path, examples=None):
         from .evaluate import run_eval
 
         s = self.cfg.sample
         examples = self.eval_examples if examples is None else examples
-        summary = run_eval(self.eval_task, self.sampler(which), examples, out_dir, self.cfg.eval,
+        summary = run_eval(self.eval_task, self.sampler(spec), examples, out_dir, self.cfg.eval,
                            s.shots, s.max_new_tokens, self.cfg.seed, s.batch_rows)
         return {"accuracy": {k: v["accuracy"] for k, v in summary.items() if "accuracy" in v}}
 
@@ -163,51 +222,115 @@ class Pipeline:
         if any(e.answer is None for e in self.held_out):
             raise InputError(f"task {self.eval_task.name!r}: the eval split has unlabeled questions; pick a labeled split")
         self.stage("eval_only")
-        import json
-
         return json.loads((self.run_dir / "eval" / "summary.json").read_text())
 
     def _eval_only(self):
-        return self._evaluate("base", self.run_dir / "eval", self.held_out)
+        return self._evaluate(self.model_spec(0), self.run_dir / "eval", self.held_out)
 
     def _eval_base(self):
-        return self._evaluate("base", self.run_dir / "eval_base")
+        return self._evaluate(self.model_spec(0), self.run_dir / "eval_base")
 
-    def _sample(self):
+    def _eval_student(self):
+        return self._evaluate(self.model_spec(0, student=True), self.run_dir / "eval_student")
+
+    def _exemplars(self):
+        from .selfgen import make_exemplars
+
+        s = self.cfg.sample
+        shots = max(s.shots, self.cfg.build.shots)
+        exemplars, rows = make_exemplars(self.task, self.sampler(self.model_spec(0)), self.exemplar_candidates,
+                                         self.cfg.selfgen.exemplar_m, shots, s.max_new_tokens, self.cfg.seed)
+        if not exemplars:
+            raise RuntimeError("self-generated exemplars: no candidate question got an answer; "
+                               "raise selfgen.exemplar_pool or sample.max_new_tokens")
+        write_jsonl(self.run_dir / "exemplar_votes.jsonl", rows)
+        write_json(self.run_dir / "exemplars.json", [e.__dict__ for e in exemplars])
+        self._use_saved_exemplars()
+        return {"exemplars": len(exemplars), "mean_confidence": sum(r["confidence"] for r in rows) / len(rows)}
+
+    def _questions(self):
+        from .selfgen import generate_questions
+
+        g = self.cfg.selfgen
+        avoid = list(self.eval_examples)
+        for split in self.task.split_names:  # every other split of the task may be evaluated on some day
+            if split != self.task.resolve_split(self.cfg.data.split, "unlabeled"):
+                avoid += self.task.load(split)
+        kept, stats = generate_questions(self.task, self.sampler(self.model_spec(0)), self.pool, avoid, g.generate,
+                                         g.per_prompt, g.temperature, self.cfg.seed)
+        if not kept:
+            raise RuntimeError(f"self-generated questions: none passed the filters ({stats['rejected']})")
+        write_jsonl(self.run_dir / "questions_self.jsonl", [q.__dict__ for q in kept])
+        self.__dict__.pop("_self_questions", None)
+        return stats
+
+    def _sample(self, k):
         from .sample import run_sample
 
-        rows = run_sample(self.task, self.sampler("base"), self.questions, self.round_dir, self.cfg.sample, self.cfg.seed)
+        rows = run_sample(self.task, self.sampler(self.model_spec(k - 1)), self.questions(k), self.round_dir(k),
+                          self.cfg.sample, self.cfg.seed + 1000 * (k - 1))
         return {"questions": len(rows)}
 
-    def _vote(self):
+    def _vote(self, k):
         from .vote import run_vote
 
-        rows = run_vote(self.round_dir)
-        return {"confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows)}
+        rows = run_vote(self.round_dir(k))
+        return {"confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows),
+                "agreement": sum(r["confidence"] for r in rows) / max(1, len(rows))}
 
-    def _build(self):
+    def _build(self, k):
         from .build import run_build
 
-        rows = run_build(self.task, self.round_dir, self.cfg.build, self.cfg.build.shots, self.cfg.seed)
+        rows = run_build(self.task, self.round_dir(k), self.cfg.build, self.cfg.build.shots, self.cfg.seed + k - 1)
         return {"rows": len(rows)}
 
-    def _train(self):
+    def _train(self, k):
         from .train import run_train
 
-        model, tok = self.model("base")
+        start = self.model_spec(k - 1 if self.cfg.loop.init == "previous" else 0, student=True)
+        model, tok = self.model(start)
         self._models.clear()  # training mutates it
-        run_train(model, tok, self.round_dir, self.cfg.train, self.cfg.seed)
+        run_train(model, tok, self.round_dir(k), self.cfg.train, self.cfg.seed + k - 1)
 
-    def _eval(self):
-        return self._evaluate("tuned", self.round_dir / "eval")
+    def _eval(self, k):
+        return self._evaluate(self.model_spec(k), self.round_dir(k) / "eval")
 
     def _report(self):
         from .report import build_report
 
         self.table = build_report(self.run_dir)
 
+    # -- the loop -------------------------------------------------------
+    def stop_reason(self, k: int) -> str | None:
+        """Label-free stop rule, checked after round k's vote (k >= 2): round k's agreement
+        measures round k-1's model on fresh questions; if it did not rise, stop before training."""
+        if not self.cfg.loop.stop or k < 2:
+            return None
+        now = self.manifest.data["stages"][f"{self.round_dir(k).name}/vote"]["agreement"]
+        before = self.manifest.data["stages"][f"{self.round_dir(k - 1).name}/vote"]["agreement"]
+        if now < before + self.cfg.loop.min_gain:
+            return (f"agreement {now:.3f} after round {k - 1} vs {before:.3f} before it "
+                    f"(needed +{self.cfg.loop.min_gain}): round {k - 1}'s model is the last")
+        return None
+
     def run(self) -> str:
-        stages = STAGES if self.eval_examples else tuple(s for s in STAGES if s not in ("eval_base", "eval"))
-        for name in stages:
+        c = self.cfg
+        has_eval = bool(self.eval_examples)
+        pre = ["exemplars"] * c.selfgen.exemplars + ["questions"] * c.selfgen.questions
+        pre += ["eval_base"] * has_eval + ["eval_student"] * bool(c.student and has_eval)
+        for name in pre:
             self.stage(name)
+        loop = {"rounds_planned": c.loop.rounds, "rounds_done": 0, "stopped": None}
+        for k in range(1, c.loop.rounds + 1):
+            for name in ("sample", "vote"):
+                self.stage(name, k)
+            loop["stopped"] = self.stop_reason(k)
+            if loop["stopped"]:
+                self.log(f"[stop] {loop['stopped']}")
+                break
+            for name in ("build", "train") + ("eval",) * has_eval:
+                self.stage(name, k)
+            loop["rounds_done"] = k
+        write_json(self.run_dir / "loop.json", loop)
+        self.stage("report")
         return self.table

@@ -1,4 +1,9 @@
-"""Build report.md and PNG plots from the files in a run directory (stages never call it)."""
+"""Build report.md and report.png from the files in a run directory (stages never call it).
+
+Shows before/after accuracy, then one row per round: held-out accuracy of each round's
+model next to the label-free signals a user without labels can watch (agreement of the
+model's own votes on fresh questions), and what each round's training set looked like.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,10 @@ def _load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _jsonl(path: Path) -> list[dict]:
+    return read_jsonl(path) if path.exists() else []
+
+
 def pseudo_label_stats(votes: list[dict], threshold: float, task) -> dict:
     kept = [v for v in votes if v["answer"] is not None and v["confidence"] >= threshold]
     with_gold = [v for v in kept if v.get("gold") is not None]
@@ -37,80 +46,117 @@ def pseudo_label_stats(votes: list[dict], threshold: float, task) -> dict:
     }
 
 
-def table_rows(before: dict | None, after: dict | None) -> list[tuple]:
-    rows = []
-    for mode in MODE_NAMES:
-        b = (before or {}).get(mode)
-        a = (after or {}).get(mode)
-        if not b and not a:
-            continue
-        rows.append((mode, b, a))
-    return rows
-
-
-def _fmt(s: dict | None) -> str:
+def _fmt(s: dict | None, mode: str | None = None) -> str:
+    s = (s or {}).get(mode) if mode else s
     if not s:
         return "–"
-    return f"{100 * s['accuracy']:.1f} [{100 * s['ci95'][0]:.0f}–{100 * s['ci95'][1]:.0f}]"
+    f1 = f", F1 {100 * s['f1']:.1f}" if "f1" in s else ""
+    return f"{100 * s['accuracy']:.1f} [{100 * s['ci95'][0]:.0f}–{100 * s['ci95'][1]:.0f}]{f1}"
 
 
-def format_table(before: dict | None, after: dict | None) -> str:
-    out = ["| metric | before | after | Δ |", "|---|---|---|---|"]
-    for mode, b, a in table_rows(before, after):
+def _modes(*summaries) -> list[str]:
+    return [m for m in MODE_NAMES if any(m in (s or {}) for s in summaries)]
+
+
+def format_table(before: dict | None, after: dict | None, label: str = "before") -> str:
+    out = [f"| metric | {label} | after | Δ |", "|---|---|---|---|"]
+    for mode in _modes(before, after):
+        b, a = (before or {}).get(mode), (after or {}).get(mode)
         delta = f"{100 * (a['accuracy'] - b['accuracy']):+.1f}" if a and b else "–"
         out.append(f"| {MODE_NAMES[mode]} | {_fmt(b)} | {_fmt(a)} | {delta} |")
     return "\n".join(out)
 
 
-def _plots(run_dir: Path, before, after, votes, log, task) -> list[str]:
+# ---------------------------------------------------------------------------
+def collect_rounds(run_dir: Path, task, threshold: float) -> list[dict]:
+    """One dict per round directory: its data stats, its model's eval and label-free agreement."""
+    manifest = _load(run_dir / "manifest.json") or {"stages": {}}
+    rounds = []
+    for rd in sorted(run_dir.glob("round_[0-9][0-9]")):
+        votes = _jsonl(rd / "votes.jsonl")
+        rounds.append({
+            "k": int(rd.name[-2:]), "eval": _load(rd / "eval" / "summary.json"),
+            "data": pseudo_label_stats(votes, threshold, task) if votes else None,
+            "rows": len(_jsonl(rd / "train.jsonl")), "log": _jsonl(rd / "train_log.jsonl"),
+            "votes": votes, "trained": f"{rd.name}/train" in manifest["stages"],
+        })
+    return rounds
+
+
+def per_round_tables(before: dict | None, rounds: list[dict], modes: list[str]) -> list[str]:
+    """Model of round k (0 = base) with the agreement its votes reach on round k+1's fresh questions."""
+    agreement = {r["k"] - 1: r["data"]["mean_confidence"] for r in rounds if r["data"]}
+    head = "| round | " + " | ".join(MODE_NAMES[m] for m in modes) + " | agreement on fresh questions (label-free) |"
+    lines = [head, "|" + "---|" * (len(modes) + 2)]
+    models = [(0, before)] + [(r["k"], r["eval"]) for r in rounds if r["trained"]]
+    for k, summ in models:
+        agree = f"{agreement[k]:.3f}" if k in agreement else "–"
+        lines.append(f"| {k} | " + " | ".join(_fmt(summ, m) for m in modes) + f" | {agree} |")
+    lines += ["", "Round k's row is the model after k rounds (0 = the base model). Agreement is the mean vote "
+              "share of that model's own paths on the next round's unlabeled questions: no label is used.", "",
+              "| round | questions | kept | pseudo-label acc. (kept) | mean confidence | distinct answers/q | train rows |",
+              "|---|---|---|---|---|---|---|"]
+    for r in rounds:
+        d = r["data"]
+        if not d:
+            continue
+        acc = "–" if d["pseudo_label_accuracy"] is None else f"{100 * d['pseudo_label_accuracy']:.1f}%"
+        lines.append(f"| {r['k']} | {d['questions']} | {d['kept']} | {acc} | {d['mean_confidence']:.3f} | "
+                     f"{d['mean_distinct_answers']:.2f} | {r['rows'] if r['trained'] or r['rows'] else '–'} |")
+    lines += ["", "Each round's data was sampled by the previous round's model; gold answers are read only for "
+              "the pseudo-label accuracy column."]
+    return lines
+
+
+def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    made = []
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     ax = axes[0]
-    modes = [m for m, _, _ in table_rows(before, after)]
-    for k, (label, summ) in enumerate((("before", before), ("after", after))):
-        if not summ:
-            continue
-        accs = [100 * summ[m]["accuracy"] if m in summ else 0 for m in modes]
-        err = [[100 * (summ[m]["accuracy"] - summ[m]["ci95"][0]) if m in summ else 0 for m in modes],
-               [100 * (summ[m]["ci95"][1] - summ[m]["accuracy"]) if m in summ else 0 for m in modes]]
-        ax.bar([i + 0.4 * k for i in range(len(modes))], accs, 0.4, yerr=err, capsize=3, label=label)
-    ax.set_xticks([i + 0.2 for i in range(len(modes))], [MODE_NAMES[m] for m in modes], fontsize=8)
-    ax.set_ylabel("accuracy (%) with 95% CI")
+    models = [(0, before)] + [(r["k"], r["eval"]) for r in rounds if r["trained"] and r["eval"]]
+    for mode in _modes(*(s for _, s in models)):
+        pts = [(k, s[mode]) for k, s in models if s and mode in s]
+        xs = [k for k, _ in pts]
+        ax.plot(xs, [100 * s["accuracy"] for _, s in pts], "o-", label=MODE_NAMES[mode])
+        ax.fill_between(xs, [100 * s["ci95"][0] for _, s in pts], [100 * s["ci95"][1] for _, s in pts], alpha=0.12)
+    agree = [(r["k"] - 1, 100 * r["data"]["mean_confidence"]) for r in rounds if r["data"]]
+    if agree:
+        ax.plot([k for k, _ in agree], [a for _, a in agree], "k--", marker="s", label="agreement (label-free)")
+    ax.set_xlabel("round (0 = base model)")
+    ax.set_ylabel("% (accuracy with 95% CI)")
     ax.set_ylim(0, 100)
-    ax.set_title("held-out accuracy")
-    ax.legend()
+    ax.set_xticks(range(0, max([k for k, _ in models] + [k for k, _ in agree] + [1]) + 1))
+    ax.set_title("held-out accuracy per round")
     ax = axes[1]
-    if votes:
-        bins = {}
-        for v in votes:
-            if v["answer"] is None or v.get("gold") is None:
-                continue
-            b = round(v["confidence"], 1)
-            bins.setdefault(b, []).append(task.is_correct(v["answer"], v["gold"]))
+    for r in rounds:
+        bins: dict[float, list[bool]] = {}
+        for v in r["votes"]:
+            if v["answer"] is not None and v.get("gold") is not None:
+                bins.setdefault(round(v["confidence"], 1), []).append(task.is_correct(v["answer"], v["gold"]))
         xs = sorted(bins)
-        ax.plot(xs, [100 * sum(bins[x]) / len(bins[x]) for x in xs], "o-")
-        for x in xs:
-            ax.annotate(f"n={len(bins[x])}", (x, 100 * sum(bins[x]) / len(bins[x])), fontsize=7)
+        if xs:
+            ax.plot(xs, [100 * sum(bins[x]) / len(bins[x]) for x in xs], "o-", label=f"round {r['k']}")
     ax.set_xlabel("vote share of the majority answer")
     ax.set_ylabel("pseudo-label correct (%)")
     ax.set_ylim(-5, 105)
     ax.set_title("confidence vs. pseudo-label accuracy")
     ax = axes[2]
-    if log:
-        ax.plot([h.get("step", i) for i, h in enumerate(log) if "loss" in h], [h["loss"] for h in log if "loss" in h])
+    for r in rounds:
+        pts = [(h.get("step", i), h["loss"]) for i, h in enumerate(r["log"]) if "loss" in h]
+        if pts:
+            ax.plot(*zip(*pts), label=f"round {r['k']}")
     ax.set_xlabel("step")
     ax.set_ylabel("training loss")
     ax.set_title("fine-tuning loss")
+    for a in axes:
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(run_dir / "report.png", dpi=100)
     plt.close(fig)
-    made.append("report.png")
-    return made
 
 
 def _format_counts(rows: list[dict]) -> str:
@@ -124,44 +170,57 @@ def build_report(run_dir: Path) -> str:
     """Write report.md (+ report.png) and return the before/after table."""
     run_dir = Path(run_dir)
     cfg = _load(run_dir / "config.json") or {}
-    before = _load(run_dir / "eval_base" / "summary.json")
-    rd = run_dir / "round_01"
-    after = _load(rd / "eval" / "summary.json")
-    votes = read_jsonl(rd / "votes.jsonl") if (rd / "votes.jsonl").exists() else []
-    log = read_jsonl(rd / "train_log.jsonl") if (rd / "train_log.jsonl").exists() else []
-    train_rows = read_jsonl(rd / "train.jsonl") if (rd / "train.jsonl").exists() else []
-    manifest = _load(run_dir / "manifest.json") or {"stages": {}}
-    threshold = cfg.get("build", {}).get("threshold", 0.0)
     task = task_from_config(cfg)
-    pl = pseudo_label_stats(votes, threshold, task) if votes else None
-    guard = _load(run_dir / "contamination.json")
-    table = format_table(before, after)
+    threshold = cfg.get("build", {}).get("threshold", 0.0)
+    before = _load(run_dir / "eval_base" / "summary.json")
+    student_before = _load(run_dir / "eval_student" / "summary.json")
+    rounds = collect_rounds(run_dir, task, threshold)
+    done = [r for r in rounds if r["trained"] and r["eval"]]
+    after = done[-1]["eval"] if done else None
+    table = format_table(student_before or before, after, "student before" if student_before else "before")
+    d, s = cfg.get("data", {}), cfg.get("sample", {})
     lines = [f"# lmsi report: {run_dir.name}", "",
-             f"Model `{cfg.get('model')}` on task `{cfg.get('data', {}).get('task')}`; "
-             f"{cfg.get('data', {}).get('limit')} unlabeled questions, m={cfg.get('sample', {}).get('m')}, "
-             f"T={cfg.get('sample', {}).get('temperature')}, threshold={threshold}.", "",
-             "## Held-out accuracy (%, 95% bootstrap CI)", "", table, ""]
+             f"Model `{cfg.get('model')}` on task `{d.get('task')}`; {d.get('limit')} unlabeled questions per round, "
+             f"m={s.get('m')}, T={s.get('temperature')}, threshold={threshold}.", ""]
+    if cfg.get("student"):
+        lines += [f"Distillation: the teacher `{cfg['model']}` sampled and voted; the student `{cfg['student']}` "
+                  "was trained. Teacher before:", "", format_table(before, None, "teacher"), ""]
+    lines += [f"## Held-out accuracy (%, 95% bootstrap CI), after {len(done)} round(s)", "", table, ""]
     if before:
         n = next(iter(v for v in before.values() if isinstance(v, dict) and "n" in v))["n"]
         lines += [f"n = {n} held-out questions ({cfg.get('eval', {}).get('split')} split).", ""]
-    if pl:
-        acc = "n/a (no gold)" if pl["pseudo_label_accuracy"] is None else f"{100 * pl['pseudo_label_accuracy']:.1f}%"
-        lines += ["## Self-training set", "",
-                  f"- questions sampled: {pl['questions']}; kept (confidence ≥ {threshold}): {pl['kept']}",
-                  f"- pseudo-label accuracy of kept questions: {acc} (gold used only for this diagnostic)",
-                  f"- mean confidence: {pl['mean_confidence']:.2f}; mean distinct answers per question: {pl['mean_distinct_answers']:.2f}",
-                  f"- training rows: {len(train_rows)} ({_format_counts(train_rows)})",
-                  ""]
-    if manifest["stages"]:
-        lines += ["## Stage wall times", "", "| stage | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v['seconds']:.0f} |" for k, v in manifest["stages"].items()]
-        lines += [f"| total | {sum(v['seconds'] for v in manifest['stages'].values()):.0f} |", ""]
-    lines += ["![report](report.png)", ""]
+    loop = _load(run_dir / "loop.json")
+    if rounds:
+        lines += ["## Rounds", ""] + per_round_tables(student_before or before, rounds, _modes(before, after)) + [""]
+        if loop and loop.get("stopped"):
+            lines += [f"**Stopped early:** {loop['stopped']}.", ""]
+    last = next((r for r in reversed(rounds) if r["rows"]), None)
+    if last:
+        rows = _jsonl(run_dir / f"round_{last['k']:02d}" / "train.jsonl")
+        lines += [f"Training formats in round {last['k']}: {_format_counts(rows)}.", ""]
+    extras = []
+    qs = (_load(run_dir / "manifest.json") or {"stages": {}})["stages"]
+    if "questions" in qs:
+        q = qs["questions"]
+        extras.append(f"- self-generated questions: {q['generated']} drawn, {q['kept']} kept after filters "
+                      f"(rejected: {q['rejected'] or 'none'})")
+    if "exemplars" in qs:
+        ex = _load(run_dir / "exemplars.json") or []
+        extras.append(f"- self-generated exemplars: {len(ex)} (mean zero-shot agreement of candidates "
+                      f"{qs['exemplars']['mean_confidence']:.2f}); see exemplars.json")
+    if extras:
+        lines += ["## Self-generated data", ""] + extras + [""]
+    guard = _load(run_dir / "contamination.json")
     if guard:
         lines += ["## Contamination guard", "",
                   f"{guard['overlapping']} of {guard['eval']} eval questions overlap the {guard['pool']} unlabeled questions "
                   f"(same split: {guard['same_split']}; policy: {guard['policy']}"
                   + (f", {guard['dropped']} dropped from the pool" if "dropped" in guard else "") + ").", ""]
-    _plots(run_dir, before, after, votes, log, task)
+    if qs:
+        lines += ["## Stage wall times", "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {v['seconds']:.0f} |" for k, v in qs.items()]
+        lines += [f"| total | {sum(v['seconds'] for v in qs.values()):.0f} |", ""]
+    lines += ["![report](report.png)", ""]
+    _plots(run_dir, student_before or before, rounds, task)
     atomic_write_text(run_dir / "report.md", "\n".join(lines))
     return table

@@ -18,6 +18,10 @@ class FakeSampler:
         rng = random.Random(params.seed)
         out = []
         for i, p in enumerate(prompts):
+            if p.endswith("Question:"):  # self-generated questions: write a new one
+                out.append([f" A shop has {rng.randint(2, 99)} boxes with {rng.randint(2, 99)} pens in each box. "
+                            "How many pens does the shop have?" for _ in range(params.n)])
+                continue
             q = p.rsplit("Q:", 1)[-1]
             nums = [int(x) for x in re.findall(r"\d+", q)] or [0]
             right = sum(nums)  # a stand-in "solution"; tests only need a stable right answer

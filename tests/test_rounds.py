@@ -1,0 +1,87 @@
+"""Multi-round iteration, the label-free stop rule, self-generated questions and exemplars,
+and distillation, at tiny sizes (fake sampler + real LoRA training of a tiny random model)."""
+
+import json
+
+from typer.testing import CliRunner
+
+from lmsi.cli import app
+from lmsi.config import load_config
+from lmsi.pipeline import Pipeline
+
+runner = CliRunner()
+TINY = ["data.limit=3", "sample.m=3", "sample.max_new_tokens=8", "eval.limit=3", "eval.sc_m=2",
+        "train.batch_size=2", "build.threshold=0.0", "backend=fake"]
+
+
+def _manifest(rd):
+    return json.loads((rd / "manifest.json").read_text())["stages"]
+
+
+def test_three_rounds_on_fresh_questions(tiny_model_dir, tmp_path):
+    rd = tmp_path / "r"
+    r = runner.invoke(app, ["run", "--rounds", "3", "-r", str(rd), f"model={tiny_model_dir}", "loop.stop=false", *TINY])
+    assert r.exit_code == 0, r.output
+    stages = _manifest(rd)
+    for k in (1, 2, 3):
+        assert f"round_{k:02d}/eval" in stages and (rd / f"round_{k:02d}/model/config.json").exists()
+        assert "agreement" in stages[f"round_{k:02d}/vote"]
+    ids = [{json.loads(l)["id"] for l in (rd / f"round_{k:02d}/samples.jsonl").read_text().splitlines()} for k in (1, 2, 3)]
+    assert all(len(s) == 3 for s in ids) and not (ids[0] & ids[1] or ids[1] & ids[2] or ids[0] & ids[2])
+    report = (rd / "report.md").read_text()
+    assert "## Rounds" in report and "| 3 |" in report and "after 3 round(s)" in report
+    assert json.loads((rd / "loop.json").read_text())["rounds_done"] == 3
+    # a stage of round 2 cannot run before round 1 trained, in a new run dir
+    r = runner.invoke(app, ["sample", "-k", "2", "-r", str(tmp_path / "r2"), f"model={tiny_model_dir}", *TINY])
+    assert r.exit_code == 2 and "finish round 1 first" in r.output
+
+
+def test_stop_rule_uses_only_agreement(tmp_path):
+    cfg = load_config(overrides=[f"run_dir={tmp_path}", "loop.rounds=3", "loop.min_gain=0.05", *TINY])
+    p = Pipeline(cfg, log=lambda m: None)
+    p.manifest.mark("round_01/vote", 1, agreement=0.60)
+    p.manifest.mark("round_02/vote", 1, agreement=0.64)
+    assert "round 1's model is the last" in p.stop_reason(2)  # +0.04 < min_gain 0.05
+    p.manifest.mark("round_02/vote", 1, agreement=0.70)
+    assert p.stop_reason(2) is None
+    assert p.stop_reason(1) is None
+
+
+def test_self_generated_questions_and_exemplars(tiny_model_dir, tmp_path):
+    rd = tmp_path / "s"
+    r = runner.invoke(app, ["run", "--questions", "self", "--exemplars", "self", "-r", str(rd), f"model={tiny_model_dir}",
+                            "selfgen.generate=12", "selfgen.seed_questions=4", "selfgen.exemplar_pool=4", *TINY])
+    assert r.exit_code == 0, r.output
+    stages = _manifest(rd)
+    assert stages["questions"]["generated"] == 12 and 0 < stages["questions"]["kept"] <= 12
+    qs = [json.loads(l) for l in (rd / "questions_self.jsonl").read_text().splitlines()]
+    assert all(q["id"].startswith("self-") and q["answer"] is None for q in qs)
+    samples = [json.loads(l) for l in (rd / "round_01/samples.jsonl").read_text().splitlines()]
+    assert {s["id"] for s in samples} <= {q["id"] for q in qs}
+    exemplars = json.loads((rd / "exemplars.json").read_text())
+    assert len(exemplars) == 3 and all(e["reasoning"] and e["answer"] for e in exemplars)
+    assert exemplars[0]["question"] in samples[0]["prompt"]  # the loop uses the model's own exemplars
+    assert "self-generated questions" in (rd / "report.md").read_text()
+
+
+def test_self_generated_questions_are_filtered(tmp_path):
+    from lmsi.selfgen import keep_question
+
+    assert keep_question("How many?", True) == "too short"
+    assert keep_question("A shop sells many pens to many people each day, how many pens", True) == "no question mark"
+    assert keep_question("A shop sells many pens to many people each day. How many pens are sold?", True) == "no number"
+    assert keep_question("A shop sells 4 pens to many people each day. How many pens are sold?", True) is None
+
+
+def test_distillation_trains_the_student(tiny_model_dir, tmp_path):
+    import shutil
+
+    student = tmp_path / "student"
+    shutil.copytree(tiny_model_dir, student)
+    rd = tmp_path / "d"
+    r = runner.invoke(app, ["run", "--student", str(student), "-r", str(rd), f"model={tiny_model_dir}", *TINY])
+    assert r.exit_code == 0, r.output
+    assert (rd / "eval_student/summary.json").exists() and (rd / "round_01/model/config.json").exists()
+    assert "Distillation" in (rd / "report.md").read_text()
+    r = runner.invoke(app, ["run", "--student", str(student), "--rounds", "2", "-r", str(tmp_path / "d2"), *TINY])
+    assert r.exit_code == 2 and "distillation runs one round" in r.output
