@@ -85,3 +85,22 @@ def test_distillation_trains_the_student(tiny_model_dir, tmp_path):
     assert "Distillation" in (rd / "report.md").read_text()
     r = runner.invoke(app, ["run", "--student", str(student), "--rounds", "2", "-r", str(tmp_path / "d2"), *TINY])
     assert r.exit_code == 2 and "distillation runs one round" in r.output
+
+
+def test_sweep_shares_one_sampling_pass(tiny_model_dir, tmp_path):
+    sd = tmp_path / "sw"
+    small = [a for a in TINY if not a.startswith(("sample.m", "build.threshold"))]
+    r = runner.invoke(app, ["sweep", "sample.m=2,3", "build.threshold=0.0,0.9", "-r", str(sd), f"model={tiny_model_dir}", *small])
+    assert r.exit_code == 0, r.output
+    points = sorted(p.name for p in sd.iterdir() if p.is_dir())
+    assert points == ["m=2_threshold=0.0", "m=2_threshold=0.9", "m=3_threshold=0.0", "m=3_threshold=0.9"]
+    big = [json.loads(l) for l in (sd / "m=3_threshold=0.0/round_01/samples.jsonl").read_text().splitlines()]
+    small_ = [json.loads(l) for l in (sd / "m=2_threshold=0.9/round_01/samples.jsonl").read_text().splitlines()]
+    assert [s["completions"] for s in small_] == [b["completions"][:2] for b in big]
+    shared = _manifest(sd / "m=2_threshold=0.9")
+    assert "shared_from" in shared["round_01/sample"] and "shared_from" in shared["eval_base"]
+    assert "shared_from" not in _manifest(sd / "m=3_threshold=0.0")["round_01/sample"]
+    table = (sd / "sweep.md").read_text()
+    assert table.count("\n| ") >= 5 and (sd / "sweep.png").exists()
+    r = runner.invoke(app, ["sweep", "sample.m=4", "-r", str(tmp_path / "none")])
+    assert r.exit_code == 2 and "nothing to sweep" in r.output

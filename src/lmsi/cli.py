@@ -157,6 +157,24 @@ def eval_cmd(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR,
 
 
 @app.command()
+def sweep(specs: list[str] = typer.Argument(..., help="Axes as key=v1,v2 (sample.m, sample.temperature, build.threshold, build.formats=all,cot,fewshot_cot) and plain overrides."),
+          run_dir: Path = typer.Option(Path("runs/sweep"), "--run-dir", "-r", help="Sweep directory; one run dir per grid point inside."),
+          config: Optional[Path] = CONFIG):
+    """Sweep m, temperature, confidence threshold and format mix, like the paper's studies.
+
+    One sampling pass at the largest m serves every smaller m and every threshold/format
+    point; the base evaluation runs once. Writes sweep.md and sweep.png. Example:\n
+      lmsi sweep sample.m=2,4,8 build.threshold=0.5,0.75 -r runs/sweep
+    """
+    def go():
+        from .sweep import run_sweep
+
+        print(run_sweep(run_dir, specs, config, log=lambda m: console.print(m, style="dim", markup=False, highlight=False)))
+        console.print(f"sweep report: {run_dir / 'sweep.md'}")
+    _guard(go)
+
+
+@app.command()
 def config():
     """Print every config key with its default and help (a starting YAML file)."""
     from .config import describe
