@@ -308,9 +308,11 @@ class Pipeline:
             return None
         now = self.manifest.data["stages"][f"{self.round_dir(k).name}/vote"]["agreement"]
         before = self.manifest.data["stages"][f"{self.round_dir(k - 1).name}/vote"]["agreement"]
-        if now < before + self.cfg.loop.min_gain:
-            return (f"agreement {now:.3f} after round {k - 1} vs {before:.3f} before it "
-                    f"(needed +{self.cfg.loop.min_gain}): round {k - 1}'s model is the last")
+        from .vote import agreement_stalled
+
+        if agreement_stalled(before, now, self.cfg.loop.min_gain):
+            return (f"round {k - 1}'s model did not raise agreement ({now:.3f} vs {before:.3f}, needed "
+                    f"+{self.cfg.loop.min_gain}): keep round {k - 2}'s model; round {k} is not trained")
         return None
 
     def run(self) -> str:

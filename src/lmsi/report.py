@@ -108,6 +108,21 @@ def per_round_tables(before: dict | None, rounds: list[dict], modes: list[str]) 
     return lines
 
 
+def rule_verdict(rounds: list[dict], min_gain: float) -> str | None:
+    """Where the label-free stop rule says to stop, next to what held-out accuracy says."""
+    agree = {r["k"] - 1: r["data"]["mean_confidence"] for r in rounds if r["data"]}
+    acc = {r["k"]: r["eval"]["greedy_cot"]["accuracy"] for r in rounds if r["eval"] and "greedy_cot" in r["eval"]}
+    if len(agree) < 2:
+        return None
+    from .vote import agreement_stalled
+
+    stop = next((k for k in sorted(agree)[1:] if agreement_stalled(agree[k - 1], agree[k], min_gain)), None)
+    best = max(acc, key=acc.get) if acc else None
+    said = f"the stop rule keeps the model of round {stop - 1}" if stop else "the stop rule would not have stopped"
+    return f"Stop rule (agreement must rise by ≥ {min_gain}): {said}; " + (
+        f"the best held-out greedy CoT was round {best}." if best is not None else "no held-out accuracy to compare.")
+
+
 def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
     import matplotlib
 
@@ -188,12 +203,16 @@ def build_report(run_dir: Path) -> str:
     lines += [f"## Held-out accuracy (%, 95% bootstrap CI), after {len(done)} round(s)", "", table, ""]
     if before:
         n = next(iter(v for v in before.values() if isinstance(v, dict) and "n" in v))["n"]
-        lines += [f"n = {n} held-out questions ({cfg.get('eval', {}).get('split')} split).", ""]
+        split = task.resolve_split(cfg.get("eval", {}).get("split", "auto"), "eval") if not cfg.get("eval", {}).get("task") else cfg["eval"]["task"]
+        lines += [f"n = {n} held-out questions ({split} split).", ""]
     loop = _load(run_dir / "loop.json")
     if rounds:
         lines += ["## Rounds", ""] + per_round_tables(student_before or before, rounds, _modes(before, after)) + [""]
         if loop and loop.get("stopped"):
             lines += [f"**Stopped early:** {loop['stopped']}.", ""]
+        would = rule_verdict(rounds, cfg.get("loop", {}).get("min_gain", 0.0))
+        if would:
+            lines += [would, ""]
     last = next((r for r in reversed(rounds) if r["rows"]), None)
     if last:
         rows = _jsonl(run_dir / f"round_{last['k']:02d}" / "train.jsonl")
