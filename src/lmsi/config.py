@@ -74,6 +74,7 @@ class TrainConfig:
     epochs: float = opt(1.0, "passes over the training rows", gt=0.0)
     batch_size: int = opt(4, "rows per optimizer step", ge=1)
     max_length: int = opt(512, "truncate rows longer than this many tokens", ge=16)
+    save_steps: int = opt(10, "checkpoint every N optimizer steps (weights, optimizer, RNG) so a killed run resumes", ge=1)
     report_to: str = opt("none", "trainer metrics sink: none, tensorboard, mlflow, wandb")
 
 

@@ -1,8 +1,10 @@
 """Fine-tune on the self-built set: LoRA (PEFT) by default, full optional.
 
 Loss covers only the completion tokens. Writes `adapter/` (LoRA only), `model/` (merged,
-plain safetensors, so the next stage or round loads it like any checkpoint),
-`train_log.jsonl` (the loss curve) and `loss.png`.
+plain safetensors, so the next stage or round loads it like any checkpoint) and
+`train_log.jsonl` (the loss curve). Every `train.save_steps` optimizer steps a checkpoint
+(weights, optimizer, scheduler, RNG state) lands in `checkpoints/`; a killed stage resumes
+from the newest complete one and reaches the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -43,6 +45,28 @@ def _collate(pad_id: int):
     return fn
 
 
+CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth")
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest checkpoint with every file a resume needs; torn ones (a kill mid-save or
+    mid-rotation) are removed so the trainer never picks them."""
+    import json
+
+    complete = []
+    for d in sorted(ckpt_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1])):
+        ok = all((d / f).exists() for f in CHECKPOINT_FILES) and any(d.glob("*.safetensors"))
+        try:
+            ok = ok and json.loads((d / "trainer_state.json").read_text())["global_step"] == int(d.name.split("-")[-1])
+        except (ValueError, KeyError):
+            ok = False
+        if ok:
+            complete.append(d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
+    return complete[-1] if complete else None
+
+
 def run_train(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
     """Train on round_dir/train.jsonl; return the merged model directory."""
     import torch
@@ -54,6 +78,9 @@ def run_train(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
         raise RuntimeError(f"{round_dir / 'train.jsonl'} is empty: no question reached the confidence threshold; "
                            "lower build.threshold or sample more questions")
     model.train()
+    from transformers import set_seed
+
+    set_seed(seed)  # LoRA's random init draws from the global RNG: seed it, or reruns differ
     if cfg.adapter == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -65,14 +92,16 @@ def run_train(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
     args = TrainingArguments(
         output_dir=str(ckpt), per_device_train_batch_size=1, gradient_accumulation_steps=cfg.batch_size,
         num_train_epochs=cfg.epochs, learning_rate=cfg.lr, lr_scheduler_type="constant_with_warmup", warmup_steps=1,
-        logging_steps=1, save_strategy="no", report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         seed=seed, use_cpu=not torch.cuda.is_available(), disable_tqdm=False, remove_unused_columns=False,
         bf16=model.dtype == torch.bfloat16 and torch.cuda.is_available(),
     )
     # batch size 1 + accumulation: no padding compute, which dominates on CPU
     trainer = Trainer(model=model, args=args, train_dataset=tokenize_rows(tok, rows, cfg.max_length),
                       data_collator=_collate(tok.pad_token_id))
-    trainer.train()
+    resume = latest_checkpoint(ckpt) if ckpt.exists() else None
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     write_jsonl(round_dir / "train_log.jsonl", [h for h in trainer.state.log_history if "loss" in h or "train_loss" in h])
     if cfg.adapter == "lora":
         model.save_pretrained(round_dir / "adapter")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import time
 
 from .base import SamplingParams
 
@@ -13,11 +15,14 @@ class FakeSampler:
 
     def __init__(self, model=None, p_correct: float = 0.7, **_):
         self.p = p_correct
+        # seconds per prompt, so crash tests can land kills inside sampling and evaluation
+        self.delay = float(os.environ.get("LMSI_FAKE_DELAY", "0"))
 
     def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[str]]:
         rng = random.Random(params.seed)
         out = []
         for i, p in enumerate(prompts):
+            time.sleep(self.delay)
             if p.endswith("Question:"):  # self-generated questions: write a new one
                 out.append([f" A shop has {rng.randint(2, 99)} boxes with {rng.randint(2, 99)} pens in each box. "
                             "How many pens does the shop have?" for _ in range(params.n)])
