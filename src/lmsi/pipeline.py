@@ -188,7 +188,7 @@ class Pipeline:
     def _build(self):
         from .build import run_build
 
-        rows = run_build(self.task, self.round_dir, self.cfg.build, self.cfg.build.shots, self.cfg.seed)
+        rows = run_build(self.task, self.round_dir, self.cfg.build, self.cfg.build.shots, self.cfg.seed, self.cfg.train.method)
         return {"rows": len(rows)}
 
     def _train(self):
@@ -196,7 +196,7 @@ class Pipeline:
 
         model, tok = self.model("base")
         self._models.clear()  # training mutates it
-        run_train(model, tok, self.round_dir, self.cfg.train, self.cfg.seed)
+        run_train(model, tok, self.round_dir, self.cfg.train, self.cfg.seed, task=self.task)
 
     def _eval(self):
         return self._evaluate("tuned", self.round_dir / "eval")
