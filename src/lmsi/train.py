@@ -128,6 +128,11 @@ def run_train(model, tok, round_dir: Path, cfg: TrainConfig, seed: int, task=Non
     """Train with cfg.method on the build stage's file; return the merged model directory.
 
     `task` extracts answers for grpo's reward; sft and dpo do not need it."""
+    from transformers import set_seed
+
+    # LoRA's A matrices draw from the global RNG when the adapter is made (before the Trainer
+    # seeds it), so without this two runs in one process, or a resumed run, start apart
+    set_seed(seed)
     if cfg.method != "sft":
         from .preference import train_dpo, train_grpo
 
