@@ -243,6 +243,11 @@ def test_majority_reward_groups_a_batch_by_question():
     completions = [say(4), say(7), say(4), say(8), say(5), say(8)]
     got = reward(prompts=["p"] * 6, completions=completions, id=ids, choices=[[]] * 6, trainer_state=None)
     assert got == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    # choice tasks: an option's text and its letter are the same answer
+    reward = make_majority_reward(get_task("commonsenseqa"))
+    got = reward(prompts=["p"] * 3, completions=[" The answer is bank.", " The answer is (B).", " The answer is (A)."],
+                 id=["q"] * 3, choices=[["river", "bank", "shop"]] * 3)
+    assert got == [1.0, 1.0, 0.0]
 
 
 # ---------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def eval_cmd(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR,
 
 
 @app.command()
-def compare(run_dirs: list[Path] = typer.Argument(..., help="Finished run directories, one column each."),
+def compare(run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Finished run directories, one column each."),
             out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the markdown here.")):
     """Compare finished runs side by side (e.g. train.method sft, dpo, grpo): accuracy before -> after,
     pseudo-label accuracy, training set size, wall times.
