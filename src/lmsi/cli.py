@@ -3,6 +3,7 @@
     lmsi run                                  # the default job (embedded model, arith task)
     lmsi run --config my.yaml sample.m=8      # YAML plus dotted overrides
     lmsi sample|vote|build|train|eval|report --run-dir runs/default
+    lmsi compare runs/a runs/b --out compare.md   # finished runs side by side
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ def _stage_cmd(name: str, doc: str):
 for _name, _doc in [
     ("sample", "Draw m chain-of-thought paths per unlabeled question -> round_NN/samples.jsonl."),
     ("vote", "Majority-vote each question's answers; confidence = vote share -> round_NN/votes.jsonl."),
-    ("build", "Keep confident questions' majority paths in four formats -> round_NN/train.jsonl."),
-    ("train", "LoRA (or full) fine-tune on train.jsonl -> round_NN/adapter/ and merged round_NN/model/."),
+    ("build", "Keep confident questions' majority paths in four formats -> round_NN/train.jsonl "
+              "(train.method=dpo: pairs.jsonl; grpo: prompts.jsonl)."),
+    ("train", "LoRA (or full) training by train.method (sft, dpo, grpo) -> round_NN/adapter/ and merged round_NN/model/."),
     ("report", "Write report.md and report.png from the run directory and print the table."),
 ]:
     app.command(name=_name)(_stage_cmd(_name, _doc))
@@ -171,6 +173,27 @@ def sweep(specs: list[str] = typer.Argument(..., help="Axes as key=v1,v2 (sample
 
         print(run_sweep(run_dir, specs, config, log=lambda m: console.print(m, style="dim", markup=False, highlight=False)))
         console.print(f"sweep report: {run_dir / 'sweep.md'}")
+    _guard(go)
+
+
+@app.command()
+def compare(run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Finished run directories, one column each."),
+            out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the markdown here.")):
+    """Compare finished runs side by side (e.g. train.method sft, dpo, grpo): accuracy before -> after,
+    pseudo-label accuracy, training set size, wall times.
+
+    Example:\n
+      lmsi compare runs/sft runs/dpo runs/grpo --out compare.md
+    """
+    def go():
+        from .compare import compare_runs
+        from .io import atomic_write_text
+
+        text = compare_runs(run_dirs)
+        print(text)
+        if out:
+            atomic_write_text(out, text)
+            console.print(f"comparison: {out}")
     _guard(go)
 
 

@@ -61,11 +61,17 @@ class BuildConfig:
     )
     max_rows: int = opt(16, "cap on training rows (0 = no cap)", ge=0)
     shots: int = opt(2, "exemplars in few-shot training rows (fewer = cheaper fine-tuning)", ge=0)
+    pairs_per_question: int = opt(2, "train.method=dpo: preference pairs (majority path, minority path) per confident question", ge=1)
+    reject_unextractable: bool = opt(False, "train.method=dpo: paths that state no answer may also be the rejected side of a pair")
 
 
 @dataclass
 class TrainConfig:
-    method: str = opt("sft", "training objective: sft = fine-tune on majority paths (the paper)", choices=["sft"])
+    method: str = opt("sft", "training objective: sft = fine-tune on majority paths (the paper); dpo = prefer majority over "
+                      "minority paths of the same question; grpo = RL with reward 1 for agreeing with the majority of "
+                      "the model's own group of samples", choices=["sft", "dpo", "grpo"])
+    weighting: str = opt("none", "sft: weight each row's loss by its question's vote share (confidence) or not",
+                         choices=["none", "confidence"])
     adapter: str = opt("lora", "lora (PEFT adapters, merged after training) or full fine-tuning", choices=["lora", "full"])
     lora_r: int = opt(8, "LoRA rank", ge=1)
     lora_alpha: int = opt(16, "LoRA alpha", ge=1)
@@ -76,6 +82,11 @@ class TrainConfig:
     max_length: int = opt(512, "truncate rows longer than this many tokens", ge=16)
     save_steps: int = opt(10, "checkpoint every N optimizer steps (weights, optimizer, RNG) so a killed run resumes", ge=1)
     report_to: str = opt("none", "trainer metrics sink: none, tensorboard, mlflow, wandb")
+    dpo_beta: float = opt(0.1, "dpo: how strongly the policy is held to the reference (base) model", gt=0.0)
+    grpo_generations: int = opt(4, "grpo: completions sampled per prompt; the reward's majority is over this group", ge=2)
+    grpo_max_tokens: int = opt(80, "grpo: cap on tokens per sampled completion", ge=1)
+    grpo_temperature: float = opt(0.7, "grpo: sampling temperature of the completions", gt=0.0)
+    grpo_kl: float = opt(0.0, "grpo: KL penalty toward the base model (0 = none, no reference model held)", ge=0.0)
 
 
 @dataclass
@@ -173,6 +184,9 @@ def _validate(cfg: RunConfig) -> None:
         raise ConfigError("config key 'build.formats' must give at least one format a weight > 0")
     if cfg.student and cfg.loop.rounds > 1:
         raise ConfigError("config key 'student': distillation runs one round (loop.rounds=1)")
+    if cfg.train.weighting != "none" and cfg.train.method != "sft":
+        raise ConfigError(f"config key 'train.weighting' is {cfg.train.weighting!r}, which only train.method=sft uses "
+                          f"(train.method is {cfg.train.method!r}); set train.weighting=none")
     cfg.eval.modes = [m.replace("-", "_").replace("zero_shot", "zeroshot") for m in cfg.eval.modes]
     bad = set(cfg.eval.modes) - set(EVAL_MODES)
     if bad or not cfg.eval.modes:

@@ -281,7 +281,7 @@ class Pipeline:
     def _build(self, k):
         from .build import run_build
 
-        rows = run_build(self.task, self.round_dir(k), self.cfg.build, self.cfg.build.shots, self.cfg.seed + k - 1)
+        rows = run_build(self.task, self.round_dir(k), self.cfg.build, self.cfg.build.shots, self.cfg.seed + k - 1, self.cfg.train.method)
         return {"rows": len(rows)}
 
     def _train(self, k):
@@ -290,7 +290,7 @@ class Pipeline:
         start = self.model_spec(k - 1 if self.cfg.loop.init == "previous" else 0, student=True)
         model, tok = self.model(start)
         self._models.clear()  # training mutates it
-        run_train(model, tok, self.round_dir(k), self.cfg.train, self.cfg.seed + k - 1)
+        run_train(model, tok, self.round_dir(k), self.cfg.train, self.cfg.seed + k - 1, task=self.task)
 
     def _eval(self, k):
         return self._evaluate(self.model_spec(k), self.round_dir(k) / "eval")

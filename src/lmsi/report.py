@@ -181,6 +181,17 @@ def _format_counts(rows: list[dict]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
 
 
+def _training_set_line(rd: Path, method: str, train_rows: list[dict]) -> str:
+    if method == "sft":
+        return f"- training rows: {len(train_rows)} ({_format_counts(train_rows)})"
+    from .build import BUILD_FILES
+
+    path = rd / BUILD_FILES[method]
+    n = len(read_jsonl(path)) if path.exists() else 0
+    what = {"dpo": "preference pairs (majority vs minority path)", "grpo": "prompts (reward: agree with the group majority)"}
+    return f"- train.method={method}: {n} {what[method]}"
+
+
 def build_report(run_dir: Path) -> str:
     """Write report.md (+ report.png) and return the before/after table."""
     run_dir = Path(run_dir)

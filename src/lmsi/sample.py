@@ -35,7 +35,8 @@ def run_sample(task: Task, sampler: Sampler, questions: list[Example], round_dir
             outs = sampler.generate(prompts, params)
             append_jsonl(path, [
                 {"id": q.id, "question": q.question, "gold": q.answer, "prompt": p, "completions": o,
-                 "answers": [task.extract(c, choices=q.choices) for c in o]}
+                 "answers": [task.extract(c, choices=q.choices) for c in o],
+                 **({"choices": list(q.choices)} if q.choices else {})}  # grpo re-extracts answers with them
                 for q, p, o in zip(part, prompts, outs)
             ])
             tracker.advance(len(part))

@@ -1,0 +1,126 @@
+"""Compare finished run directories side by side (one column per run) as a markdown table.
+
+    lmsi compare runs/sft runs/sft_weighted runs/dpo runs/grpo --out compare.md
+
+Reads only files the stages wrote (config.json, manifest.json, eval_base/, the trained round's
+eval/, votes.jsonl, the build file and train_log.jsonl); like the report, it never runs a stage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .build import BUILD_FILES
+from .config import diff_configs
+from .io import InputError, read_jsonl
+from .report import MODE_NAMES, pseudo_label_stats, task_from_config
+
+TRAINED_ROUND = "round_01"
+
+
+def trained_round(run_dir: Path) -> Path:
+    """The last round whose tuned model was evaluated (round_01 if none yet)."""
+    done = [d for d in sorted(Path(run_dir).glob("round_[0-9][0-9]")) if (d / "eval" / "summary.json").exists()]
+    return done[-1] if done else Path(run_dir) / TRAINED_ROUND
+
+
+def _load(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _acc(s: dict | None) -> str:
+    return f"{100 * s['accuracy']:.1f} [{100 * s['ci95'][0]:.0f}–{100 * s['ci95'][1]:.0f}]" if s else "–"
+
+
+def _method(cfg: dict) -> str:
+    t = cfg.get("train", {})
+    m = t.get("method", "sft")
+    detail = {"sft": "confidence-weighted" if t.get("weighting") == "confidence" else "",
+              "dpo": f"β={t.get('dpo_beta')}", "grpo": f"G={t.get('grpo_generations')}"}.get(m, "")
+    return f"{m} ({detail}, {t.get('adapter', 'lora')})" if detail else f"{m} ({t.get('adapter', 'lora')})"
+
+
+def run_summary(run_dir: Path) -> dict:
+    """The numbers one column of the comparison shows, read from one run directory."""
+    run_dir = Path(run_dir)
+    cfg = _load(run_dir / "config.json")
+    if cfg is None:
+        raise InputError(f"{run_dir}: no config.json; is this an lmsi run directory?")
+    rd = trained_round(run_dir)
+    method = cfg.get("train", {}).get("method", "sft")
+    stages = (_load(run_dir / "manifest.json") or {"stages": {}})["stages"]
+    before, after = _load(run_dir / "eval_base" / "summary.json"), _load(rd / "eval" / "summary.json")
+    votes = read_jsonl(rd / "votes.jsonl") if (rd / "votes.jsonl").exists() else []
+    build_file = rd / BUILD_FILES.get(method, "train.jsonl")
+    log = read_jsonl(rd / "train_log.jsonl") if (rd / "train_log.jsonl").exists() else []
+    train_stage = stages.get(f"{TRAINED_ROUND}/train")
+    return {
+        "name": run_dir.name, "config": cfg, "method": _method(cfg),
+        "modes": {m: ((before or {}).get(m), (after or {}).get(m)) for m in MODE_NAMES},
+        "pseudo": pseudo_label_stats(votes, cfg.get("build", {}).get("threshold", 0.0), task_from_config(cfg)) if votes else None,
+        "train_items": len(read_jsonl(build_file)) if build_file.exists() else None,
+        "item_kind": {"sft": "rows", "dpo": "pairs", "grpo": "prompts"}.get(method, "rows"),
+        "steps": max((h.get("step", 0) for h in log), default=None),
+        "train_seconds": train_stage["seconds"] if train_stage else None,
+        "total_seconds": sum(v["seconds"] for v in stages.values()) if stages else None,
+    }
+
+
+def _cell_mode(pair) -> str:
+    b, a = pair
+    if not b and not a:
+        return "–"
+    delta = f" ({100 * (a['accuracy'] - b['accuracy']):+.1f})" if a and b else ""
+    return f"{_acc(b)} → {_acc(a)}{delta}"
+
+
+def _cell_pseudo(p: dict | None) -> str:
+    if not p:
+        return "–"
+    acc = "n/a" if p["pseudo_label_accuracy"] is None else f"{100 * p['pseudo_label_accuracy']:.1f}%"
+    return f"{acc} ({p['kept']}/{p['questions']} kept)"
+
+
+def _secs(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0f}"
+
+
+def format_comparison(runs: list[dict]) -> str:
+    shown = [m for m in MODE_NAMES if any(r["modes"][m] != (None, None) for r in runs)]
+    rows = [("method", [r["method"] for r in runs])]
+    rows += [(f"{MODE_NAMES[m]}: before → after (Δ)", [_cell_mode(r["modes"][m]) for r in runs]) for m in shown]
+    rows += [
+        ("pseudo-label accuracy of kept questions", [_cell_pseudo(r["pseudo"]) for r in runs]),
+        ("training set", ["–" if r["train_items"] is None else f"{r['train_items']} {r['item_kind']}" for r in runs]),
+        ("optimizer steps", ["–" if r["steps"] is None else str(r["steps"]) for r in runs]),
+        ("train wall time (s)", [_secs(r["train_seconds"]) for r in runs]),
+        ("total wall time (s)", [_secs(r["total_seconds"]) for r in runs]),
+    ]
+    lines = ["| | " + " | ".join(f"`{r['name']}`" for r in runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return "\n".join(lines)
+
+
+def _config_differences(runs: list[dict]) -> list[str]:
+    """Keys (other than run_dir) where a run's config differs from the first run's."""
+    first = runs[0]["config"]
+    out = []
+    for r in runs[1:]:
+        for d in diff_configs(first, r["config"]):
+            if not d.startswith("run_dir:"):
+                out.append(f"`{r['name']}` vs `{runs[0]['name']}`: {d}")
+    return out
+
+
+def compare_runs(run_dirs: list[Path]) -> str:
+    """The comparison as markdown: the table, then the config keys the runs differ in."""
+    runs = [run_summary(Path(d)) for d in run_dirs]
+    lines = ["# lmsi comparison", "",
+             "Held-out accuracy in % with 95% bootstrap CI, base model → after one round. Pseudo-label "
+             "accuracy uses gold answers as a diagnostic only. Training set: SFT rows, DPO pairs or GRPO prompts.",
+             "", format_comparison(runs), ""]
+    diffs = _config_differences(runs)
+    if diffs:
+        lines += ["## Config differences", ""] + [f"- {d}" for d in diffs] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,280 @@
+"""train.method sft / sft weighted / dpo / grpo end to end through `lmsi run` (tiny random model,
+fake sampler), plus the pair builder, the GRPO group-majority reward, the weighted loss and
+`lmsi compare`."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from lmsi.build import BUILD_FILES, build_pairs, run_build
+from lmsi.cli import app
+from lmsi.config import BuildConfig, ConfigError, load_config
+from lmsi.preference import group_rewards, majority_rewards, make_majority_reward
+from lmsi.tasks import get_task
+from lmsi.vote import vote_rows
+
+runner = CliRunner()
+# m=4 at p_correct=0.7 gives the fake sampler's questions a mix of majority and minority answers
+SMALL = ["data.limit=4", "sample.m=4", "sample.max_new_tokens=8", "eval.limit=3", "eval.sc_m=2",
+         "train.batch_size=2", "build.threshold=0.0", "build.shots=1"]
+METHODS = {
+    "sft": [],
+    "sft_weighted": ["train.weighting=confidence"],
+    "dpo": ["train.method=dpo"],
+    "grpo": ["train.method=grpo", "train.grpo_generations=2", "train.grpo_max_tokens=8"],
+}
+BUILT = {"sft": "train.jsonl", "sft_weighted": "train.jsonl", "dpo": "pairs.jsonl", "grpo": "prompts.jsonl"}
+
+
+def _jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    # the tiny model's matmuls are too small to split; two threads contending for a busy
+    # 2-core machine made DPO steps ~20x slower than one
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def method_run(tiny_model_dir, tmp_path_factory, one_thread):
+    """name -> finished run dir; each method runs once per module, on first use."""
+    root = tmp_path_factory.mktemp("methods")
+    done = {}
+
+    def get(name):
+        if name not in done:
+            rd = root / name
+            r = runner.invoke(app, ["run", "--run-dir", str(rd), f"model={tiny_model_dir}", "backend=fake",
+                                    *SMALL, *METHODS[name]])
+            assert r.exit_code == 0, r.output
+            done[name] = rd
+        return done[name]
+
+    return get
+
+
+def _weights(model_dir):
+    from safetensors.torch import load_file
+
+    return load_file(str(next(model_dir.glob("*.safetensors"))))
+
+
+def _changed(a, b) -> bool:
+    return any(not (a[k] == b[k]).all() for k in a)
+
+
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(METHODS))
+def test_method_end_to_end(name, method_run, tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    rd = method_run(name)
+    r1 = rd / "round_01"
+    for f in ["model/config.json", "adapter/adapter_config.json", "eval/summary.json", BUILT[name]]:
+        assert (r1 / f).exists(), f
+    # only this method's training file: the stage wrote what train.method needs, nothing else
+    assert {f for f in set(BUILD_FILES.values()) if (r1 / f).exists()} == {BUILT[name]}
+    log = _jsonl(r1 / "train_log.jsonl")
+    assert any("loss" in h for h in log)
+    if name == "grpo":
+        assert any("reward" in h for h in log)
+    manifest = json.loads((rd / "manifest.json").read_text())
+    assert "round_01/train" in manifest["stages"] and "round_01/eval" in manifest["stages"]
+    # the merged model is a plain transformers checkpoint
+    model = AutoModelForCausalLM.from_pretrained(r1 / "model")
+    AutoTokenizer.from_pretrained(r1 / "model")
+    assert model.config.vocab_size > 0
+    if name != "grpo":  # a random model never states an answer, so every GRPO reward is 0: no gradient
+        assert _changed(_weights(tiny_model_dir), _weights(r1 / "model")), "training left the weights unchanged"
+    assert (rd / "report.md").exists()
+
+
+def test_dpo_pairs_are_majority_over_minority(method_run):
+    r1 = method_run("dpo") / "round_01"
+    votes = {v["id"]: v for v in _jsonl(r1 / "votes.jsonl")}
+    pairs = _jsonl(r1 / "pairs.jsonl")
+    assert pairs
+    for p in pairs:
+        assert p["answer"] == votes[p["id"]]["answer"] and p["rejected_answer"] != p["answer"]
+        assert p["chosen"].endswith(f"The answer is {p['answer']}.")
+        assert p["prompt"].endswith("\nA:") and p["prompt"].count("Q:") == 2  # build.shots=1 + the question
+
+
+def test_confidence_weighting_changes_training(method_run, tiny_model_dir):
+    rows = _jsonl(method_run("sft_weighted") / "round_01/train.jsonl")
+    assert len({r["confidence"] for r in rows}) > 1  # otherwise weighting is a constant factor
+    base = _weights(tiny_model_dir)
+    plain, weighted = (_weights(method_run(n) / "round_01/model") for n in ("sft", "sft_weighted"))
+    # the two updates differ by more than float noise (unit weights give a relative gap of ~1e-6)
+    gap = sum(((plain[k] - weighted[k]) ** 2).sum() for k in base) ** 0.5
+    size = sum(((plain[k] - base[k]) ** 2).sum() for k in base) ** 0.5
+    assert gap / size > 1e-2
+
+
+def test_weighted_trainer_with_unit_weights_matches_plain_sft(tiny_model_dir, tmp_path, one_thread):
+    from lmsi.models import load_model
+    from lmsi.train import run_train
+
+    task = get_task("arith")
+    rows = [{"id": q.id, "format": "fewshot_cot", "confidence": 1.0, "prompt": task.prompt(q.question, "fewshot_cot", 1),
+             "completion": f" {q.id} reasoning of varied length {'x ' * i}The answer is {i}."}
+            for i, q in enumerate(task.load("train", 4))]
+    losses = {}
+    for weighting in ("none", "confidence"):
+        rd = tmp_path / weighting
+        rd.mkdir()
+        (rd / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        cfg = load_config(overrides=["train.batch_size=2", f"train.weighting={weighting}"])
+        model, tok = load_model(str(tiny_model_dir), "float32", False)
+        run_train(model, tok, rd, cfg.train, seed=0)
+        losses[weighting] = [h["loss"] for h in _jsonl(rd / "train_log.jsonl") if "loss" in h]
+    assert len(losses["none"]) == 2
+    assert losses["confidence"] == pytest.approx(losses["none"], rel=1e-4)
+
+
+def test_weighted_token_loss():
+    import torch
+    import torch.nn.functional as F
+
+    from lmsi.train import weighted_token_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 7)
+    labels = torch.tensor([[-100, -100, 3, 4, 1], [-100, 2, 2, 6, -100]])
+    n = (labels[:, 1:] != -100).sum()
+    plain = F.cross_entropy(logits[:, :-1].reshape(-1, 7), labels[:, 1:].reshape(-1), ignore_index=-100)
+    assert weighted_token_loss(logits, labels, torch.ones(2), n) == pytest.approx(plain.item(), rel=1e-5)
+    assert weighted_token_loss(logits, labels, torch.ones(2)) == pytest.approx(plain.item(), rel=1e-5)
+    only_first = weighted_token_loss(logits, labels, torch.tensor([1.0, 0.0]), n)
+    first = F.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum") / n
+    assert only_first == pytest.approx(first.item(), rel=1e-5)
+    assert weighted_token_loss(logits, labels, torch.tensor([0.5, 0.5]), n) == pytest.approx(plain.item() / 2, rel=1e-5)
+
+
+# ---------------------------------------------------------------------------
+def _samples():
+    task = get_task("arith")
+    qs = task.load("train", 3)
+    say = lambda a, why="work": f" {why} {a}. The answer is {a}."  # noqa: E731
+    rows = [
+        (qs[0], [say(4), say(4, "other"), say(5), " hmm no idea"]),  # 4 wins at 0.5; 5 and silence lose
+        (qs[1], [say(7), say(7, "again"), say(7, "third")]),          # unanimous: nothing to prefer
+        (qs[2], [say(1), say(2), say(3), " hmm"]),                    # 1 wins at 0.25
+    ]
+    return task, [{"id": q.id, "question": q.question, "completions": c, "answers": [task.extract(x) for x in c]}
+                  for q, c in rows]
+
+
+def test_pair_builder_majority_vs_minority_and_threshold():
+    task, samples = _samples()
+    votes = vote_rows(samples)
+    pairs = build_pairs(task, samples, votes, BuildConfig(threshold=0.5, pairs_per_question=3), shots=1, seed=0)
+    assert {p["id"] for p in pairs} == {samples[0]["id"]}  # q1 unanimous, q2 below the threshold
+    assert len(pairs) == 2  # two distinct majority paths, one wrong path; the silent one is not rejected by default
+    for p in pairs:
+        assert p["answer"] == "4" and p["rejected_answer"] == "5"
+        assert p["chosen"].endswith("The answer is 4.") and p["rejected"] == " work 5. The answer is 5."
+        assert p["prompt"] == task.prompt(samples[0]["question"], "fewshot_cot", 1)
+    assert {p["chosen"] for p in pairs} == {" work 4. The answer is 4.", " other 4. The answer is 4."}
+    low = build_pairs(task, samples, votes, BuildConfig(threshold=0.25, pairs_per_question=5), shots=1, seed=0)
+    q2 = [p for p in low if p["id"] == samples[2]["id"]]
+    assert len(q2) == 2 and {p["rejected_answer"] for p in q2} == {"2", "3"} and all(p["answer"] == "1" for p in q2)
+
+
+def test_pair_builder_options():
+    task, samples = _samples()
+    votes = vote_rows(samples)
+    cfg = BuildConfig(threshold=0.5, pairs_per_question=3, reject_unextractable=True)
+    pairs = build_pairs(task, samples, votes, cfg, shots=1, seed=0)
+    assert len(pairs) == 2 and {p["rejected_answer"] for p in pairs} == {"5", None}
+    assert {p["rejected"] for p in pairs} == {" work 5. The answer is 5.", " hmm no idea"}
+    one = build_pairs(task, samples, votes, BuildConfig(threshold=0.0, pairs_per_question=1), shots=1, seed=0)
+    assert sorted(p["id"] for p in one) == sorted([samples[0]["id"], samples[2]["id"]])
+    capped = build_pairs(task, samples, votes, BuildConfig(threshold=0.0, pairs_per_question=5, max_rows=3), shots=1, seed=0)
+    assert len(capped) == 3
+
+
+def test_no_pairs_when_all_paths_agree():
+    task, samples = _samples()
+    unanimous = [samples[1]]
+    assert build_pairs(task, unanimous, vote_rows(unanimous), BuildConfig(threshold=0.0), shots=1, seed=0) == []
+
+
+def test_run_build_writes_the_methods_file(tmp_path):
+    task, samples = _samples()
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    (tmp_path / "votes.jsonl").write_text("".join(json.dumps(v) + "\n" for v in vote_rows(samples)))
+    for method, name in BUILD_FILES.items():
+        rows = run_build(task, tmp_path, BuildConfig(threshold=0.5), shots=1, seed=0, method=method)
+        assert _jsonl(tmp_path / name) == rows and rows
+    prompts = _jsonl(tmp_path / "prompts.jsonl")
+    # grpo prompts every question, confident or not: the reward needs no stored vote
+    assert sorted(p["id"] for p in prompts) == sorted(s["id"] for s in samples)
+    assert all(p["prompt"] == task.prompt(s["question"], "fewshot_cot", 1)
+               for p in prompts for s in samples if s["id"] == p["id"])
+
+
+# ---------------------------------------------------------------------------
+def test_majority_reward_of_one_group():
+    task = get_task("arith")
+    group = [" a. The answer is 4.", " b. The answer is 4.", " c. The answer is 5.", " no answer"]
+    assert group_rewards(task, group) == [1.0, 1.0, 0.0, 0.0]
+    assert group_rewards(task, [" x", " y"]) == [0.0, 0.0]  # no answer anywhere: no majority to agree with
+    # text after a stop string is a made-up next question: its answer must not count
+    rambling = " The answer is 5.\n\nQ: another?\nA: The answer is 4."
+    assert group_rewards(task, [rambling, " The answer is 5.", " The answer is 4."]) == [1.0, 1.0, 0.0]
+    assert majority_rewards(["5", "4", "4", "5"]) == [1.0, 0.0, 0.0, 1.0]  # tie: the first seen, as in the vote
+    assert majority_rewards([None, None, "3"]) == [0.0, 0.0, 1.0]
+
+
+def test_majority_reward_groups_a_batch_by_question():
+    task = get_task("arith")
+    reward = make_majority_reward(task)
+    say = lambda a: f" so {a}. The answer is {a}."  # noqa: E731
+    ids = ["a", "b", "a", "b", "a", "b"]
+    completions = [say(4), say(7), say(4), say(8), say(5), say(8)]
+    got = reward(prompts=["p"] * 6, completions=completions, id=ids, choices=[[]] * 6, trainer_state=None)
+    assert got == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
+    # choice tasks: an option's text and its letter are the same answer
+    reward = make_majority_reward(get_task("commonsenseqa"))
+    got = reward(prompts=["p"] * 3, completions=[" The answer is bank.", " The answer is (B).", " The answer is (A)."],
+                 id=["q"] * 3, choices=[["river", "bank", "shop"]] * 3)
+    assert got == [1.0, 1.0, 0.0]
+
+
+# ---------------------------------------------------------------------------
+def test_compare_runs(method_run, tmp_path):
+    dirs = [method_run(n) for n in METHODS]
+    out = tmp_path / "cmp.md"
+    r = runner.invoke(app, ["compare", *map(str, dirs), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| |"))
+    assert all(f"`{n}`" in header for n in METHODS)
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    table = {c[0]: c[1:] for c in cells}
+    assert table["method"] == ["sft (lora)", "sft (confidence-weighted, lora)", "dpo (β=0.1, lora)", "grpo (G=2, lora)"]
+    pairs = len(_jsonl(dirs[2] / "round_01/pairs.jsonl"))
+    sizes = table["training set"]
+    assert sizes[2] == f"{pairs} pairs" and sizes[3] == "4 prompts" and sizes[0].endswith("rows")
+    assert "→" in table["greedy CoT: before → after (Δ)"][0]
+    assert "kept" in table["pseudo-label accuracy of kept questions"][0]
+    assert "train.method: 'sft' -> 'dpo'" in text  # config differences are listed
+    r = runner.invoke(app, ["compare", str(tmp_path)])
+    assert r.exit_code == 2 and "config.json" in r.output
+
+
+def test_method_config_is_checked():
+    with pytest.raises(ConfigError, match="train.weighting"):
+        load_config(overrides=["train.method=dpo", "train.weighting=confidence"])
+    with pytest.raises(ConfigError, match="allowed values"):
+        load_config(overrides=["train.method=ppo"])
+    assert load_config(overrides=["train.method=grpo"]).train.method == "grpo"
