@@ -65,3 +65,20 @@ def test_arith_splits_disjoint_and_seeded():
     test = t.load("test")
     assert not train & {e.question for e in test}
     assert t.load("test", 5) == test[:5]
+
+
+def test_resume_accepts_older_config_files_and_other_run_dir_spellings(tmp_path, monkeypatch):
+    import yaml
+
+    from lmsi.config import load_config
+    from lmsi.pipeline import Pipeline
+
+    rd = tmp_path / "run"
+    Pipeline(load_config(overrides=[f"run_dir={rd}", "sample.m=3"]), log=lambda m: None)
+    saved = yaml.safe_load((rd / "config.yaml").read_text())
+    del saved["loop"], saved["train"]["save_steps"]  # as written by an older lmsi
+    (rd / "config.yaml").write_text(yaml.safe_dump(saved))
+    monkeypatch.chdir(tmp_path)
+    Pipeline(load_config(overrides=["run_dir=run", "sample.m=3"]), log=lambda m: None)  # no refusal
+    with pytest.raises(Exception, match="sample.m: 3 -> 4"):
+        Pipeline(load_config(overrides=["run_dir=run", "sample.m=4"]), log=lambda m: None)

@@ -64,8 +64,12 @@ class Pipeline:
         path = self.run_dir / "config.yaml"
         new = self.cfg.to_dict()
         if path.exists():
-            old = yaml.safe_load(path.read_text())
-            diff = diff_configs(old, new)
+            from .config import _merge
+
+            # keys added to lmsi after the run started compare as their defaults, and the run
+            # directory itself may be named by another path: neither blocks a resume
+            old = _merge(RunConfig().to_dict(), yaml.safe_load(path.read_text()) or {})
+            diff = [d for d in diff_configs(old, new) if not d.startswith("run_dir:")]
             if diff and not force:
                 raise ConfigError(
                     f"{self.run_dir} was started with a different config; differing keys:\n  " + "\n  ".join(diff)
