@@ -244,9 +244,10 @@ class Pipeline:
         shots = max(s.shots, self.cfg.build.shots)
         exemplars, rows = make_exemplars(self.task, self.sampler(self.model_spec(0)), self.exemplar_candidates,
                                          self.cfg.selfgen.exemplar_m, shots, s.max_new_tokens, self.cfg.seed)
-        if not exemplars:
-            raise RuntimeError("self-generated exemplars: no candidate question got an answer; "
-                               "raise selfgen.exemplar_pool or sample.max_new_tokens")
+        if len(exemplars) < shots:
+            raise InputError(f"self-generated exemplars: {len(exemplars)} usable of the {shots} shots needed, from "
+                             f"{len(self.exemplar_candidates)} candidate questions; give more unlabeled questions "
+                             "or raise selfgen.exemplar_pool / sample.max_new_tokens")
         write_jsonl(self.run_dir / "exemplar_votes.jsonl", rows)
         write_json(self.run_dir / "exemplars.json", [e.__dict__ for e in exemplars])
         self._use_saved_exemplars()

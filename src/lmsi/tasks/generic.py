@@ -20,6 +20,7 @@ from .exemplars import COMMONSENSE_EXEMPLARS, MATH_EXEMPLARS, STRATEGY_EXEMPLARS
 from .extract import normalize_number
 from .reading import DROP_EXEMPLARS, YES_NO
 
+MAX_QUESTION_CHARS = 50_000  # far past any benchmark question (DROP passages ~3k) and most context windows
 _EXEMPLARS = {"number": MATH_EXEMPLARS, "choice": COMMONSENSE_EXEMPLARS, "yesno": STRATEGY_EXEMPLARS, "text": DROP_EXEMPLARS}
 
 
@@ -108,6 +109,9 @@ class FileTask(Task):
                 raise InputError(f"{at}: field {self.qf!r} missing or not a string (fields: {sorted(r)})")
             if not q.strip():
                 raise InputError(f"{at}: empty question in field {self.qf!r}")
+            if len(q) > MAX_QUESTION_CHARS:
+                raise InputError(f"{at}: question is {len(q):,} characters; the limit is {MAX_QUESTION_CHARS:,} "
+                                 "(a whole document in one field?)")
             rid = str(r.get("id", f"{Path(where).stem}-{line}"))
             if rid in seen:
                 raise InputError(f"{at}: duplicate id {rid!r}")
