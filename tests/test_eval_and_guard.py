@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from lmsi.cli import app
 from lmsi.contamination import find_overlap
-from lmsi.tasks import Example
+from lmsi.tasks import Example, get_task
 
 runner = CliRunner()
 
@@ -113,3 +113,30 @@ def test_guard_drop_removes_overlap_and_report_states_it(tmp_path):
     assert guard["overlapping"] == 1 and guard["dropped"] == 1 and guard["pairs"][0]["pool_id"] == "pool-2"
     p.stage("report")
     assert "1 of 2 eval questions overlap the 4 unlabeled questions" in (tmp_path / "r/report.md").read_text()
+
+
+def test_signal_reports_vote_precision_and_coverage(tmp_path):
+    rd = tmp_path / "sig"
+    r = runner.invoke(app, ["signal", "--task", "arith", "--paths", "4", "--limit", "10", "-r", str(rd), "backend=fake"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((rd / "signal.json").read_text())
+    assert s["n"] == 10 and s["m"] == 4 and set(s["by_k"]) == {"1", "2", "4"}
+    assert s["by_k"]["4"]["pass"] >= s["by_k"]["4"]["maj"] and s["by_k"]["4"]["pass"] >= s["by_k"]["1"]["pass"]
+    cov = [t["coverage"] for t in s["thresholds"]]
+    assert cov == sorted(cov, reverse=True) and [t["threshold"] for t in s["thresholds"]] == [0.25, 0.5, 0.75, 1.0]
+    assert "maj@4" in (rd / "signal.md").read_text()
+    rows = _jsonl(rd / "eval/sc.jsonl")
+    assert rows[0]["prompt"].endswith(get_task("arith").load("train", 1)[0].question + "\nA:")  # the unlabeled pool
+
+
+def test_signal_stats_on_known_votes():
+    from lmsi.signal import signal_stats
+    from lmsi.tasks import get_task
+
+    rows = [{"answers": ["1", "1", "2", None], "gold": "1"}, {"answers": ["3", "4", "4", "4"], "gold": "3"}]
+    s = signal_stats(get_task("arith"), rows, [{"correct": True}, {"correct": False}])
+    assert s["greedy"] == 0.5 and s["single_path"] == 3 / 8
+    assert s["by_k"][4] == {"maj": 0.5, "pass": 1.0} and s["by_k"][1] == {"maj": 1.0, "pass": 1.0}
+    th = {t["threshold"]: t for t in s["thresholds"]}
+    assert th[0.75] == {"threshold": 0.75, "coverage": 0.5, "precision": 0.0}  # 3/4 votes for a wrong 4
+    assert th[0.5]["coverage"] == 1.0 and th[0.5]["precision"] == 0.5

@@ -159,6 +159,43 @@ def eval_cmd(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR,
 
 
 @app.command()
+def signal(task: str = typer.Option("arith", "--task", "-t", help="Labeled task to measure on (see `lmsi tasks`)."),
+           model: Optional[str] = typer.Option(None, "--model", "-m", help="Model (default: the config's)."),
+           paths: int = typer.Option(8, "--paths", help="Sampled paths per question (maj@k and pass@k for k up to this)."),
+           split: Optional[str] = typer.Option(None, "--split", help="Labeled split (default: the task's unlabeled pool, whose gold is read only here)."),
+           limit: int = typer.Option(50, "--limit", "-n", help="Questions (0 = the whole split)."),
+           run_dir: Optional[Path] = RUN_DIR, config: Optional[Path] = CONFIG,
+           overrides: Optional[list[str]] = OVERRIDES):
+    """Measure the vote signal before self-training: greedy, single path, maj@k, pass@k, and
+    the majority's precision and coverage at each vote-share threshold.
+
+    Self-improvement turns the vote into greedy accuracy, so a model whose maj@m barely beats
+    a single path, or whose confident majorities are often wrong, has little to harvest.\n
+      lmsi signal --task multiarith --paths 8 --limit 100
+    """
+    def go():
+        import json
+
+        from .signal import signal_stats, write_signal
+
+        from .config import load_config
+        from .pipeline import make_task
+
+        t = task
+        extra = [f"data.task={t}", f"eval.task={t}", f"eval.limit={limit}", "eval.modes=[greedy_cot,sc]", f"eval.sc_m={paths}"]
+        extra += [f"model={model}"] if model else []
+        split_name = split or make_task(load_config(config, (overrides or []) + extra), t).unlabeled_split
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{t}-{split_name}-{(model or 'default').split('/')[-1]}-m{paths}")
+        p = _pipeline(config, run_dir or Path("runs") / "signal" / slug, (overrides or []) + extra + [f"eval.split={split_name}"])
+        p.evaluate_only()
+        rows = [json.loads(l) for l in (p.run_dir / "eval" / "sc.jsonl").read_text().splitlines()]
+        greedy = [json.loads(l) for l in (p.run_dir / "eval" / "greedy_cot.jsonl").read_text().splitlines()]
+        print(write_signal(p.run_dir, f"{t} ({split_name}), {p.cfg.model}", signal_stats(p.eval_task, rows, greedy)))
+        console.print(f"signal: {p.run_dir / 'signal.md'}")
+    _guard(go)
+
+
+@app.command()
 def sweep(specs: list[str] = typer.Argument(..., help="Axes as key=v1,v2 (sample.m, sample.temperature, build.threshold, build.formats=all,cot,fewshot_cot) and plain overrides."),
           run_dir: Path = typer.Option(Path("runs/sweep"), "--run-dir", "-r", help="Sweep directory; one run dir per grid point inside."),
           config: Optional[Path] = CONFIG):

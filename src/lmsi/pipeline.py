@@ -27,6 +27,17 @@ RUN_STAGES = ("exemplars", "questions", "eval_base", "eval_student", "eval_only"
 NEEDS = {"vote": "sample", "build": "vote", "train": "build", "eval": "train"}
 
 
+def make_task(cfg: RunConfig, name: str):
+    """A registered task, or a file:/hf: task with the config's field mapping."""
+    from .tasks import get_task
+
+    d = cfg.data
+    if not name.startswith(("file:", "hf:")):
+        return get_task(name)
+    return get_task(name, question_field=d.question_field, answer_field=d.answer_field,
+                    choices_field=d.choices_field, answer_type=d.answer_type)
+
+
 class Pipeline:
     def __init__(self, cfg: RunConfig, force: bool = False, log=print):
         self.cfg, self.log = cfg, log
@@ -42,13 +53,7 @@ class Pipeline:
         return self.run_dir / f"round_{k:02d}"
 
     def _make_task(self, name: str):
-        from .tasks import get_task
-
-        d = self.cfg.data
-        if not name.startswith(("file:", "hf:")):
-            return get_task(name)
-        return get_task(name, question_field=d.question_field, answer_field=d.answer_field,
-                        choices_field=d.choices_field, answer_type=d.answer_type)
+        return make_task(self.cfg, name)
 
     def _use_saved_exemplars(self) -> None:
         path = self.run_dir / "exemplars.json"
