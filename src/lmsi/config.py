@@ -125,7 +125,9 @@ class SelfGenConfig:
 class RunConfig:
     run_dir: str = opt("runs/default", "run directory (resumable)")
     model: str = opt("embedded:qwen2.5-coder-0.5b", "embedded:NAME, a .gguf path, an HF dir or hub id")
-    backend: str = opt("hf", "sampler backend", choices=["hf", "fake"])
+    backend: str = opt("hf", "sampler: hf (pure torch), llamacpp (GGUF models, pip install 'lmsi[llamacpp]'), "
+                       "auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
+                       choices=["hf", "llamacpp", "auto", "fake"])
     dtype: str = opt("auto", "auto picks the faster of bf16/fp32 on this machine", choices=["auto", "float32", "bfloat16"])
     seed: int = opt(0, "seed for sampling and training")
     trust_remote_code: bool = opt(False, "allow model repos to run their own code (off: unsafe)")

@@ -133,6 +133,19 @@ def _materialise_embedded(name: str) -> Path:
     return target
 
 
+def gguf_file(spec: str) -> Path | None:
+    """The GGUF behind a model spec (embedded or a .gguf path), or None for transformers models."""
+    if spec.startswith("embedded:"):
+        return _materialise_embedded(spec.split(":", 1)[1])
+    if spec.endswith(".gguf"):
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        _check_gguf(path)
+        return path
+    return None
+
+
 def resolve_model(spec: str) -> str:
     """Return a local HF directory or hub id for `spec`, converting GGUF files on first use."""
     if spec.startswith("embedded:"):

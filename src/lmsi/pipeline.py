@@ -189,13 +189,52 @@ class Pipeline:
             self._models[spec] = load_model(spec, self.cfg.dtype, self.cfg.trust_remote_code)
         return self._models[spec]
 
+    def _base_gguf(self, spec: str):
+        """The GGUF a spec is, or for a round's model the GGUF of the model it was trained from."""
+        from .models import gguf_file
+
+        trained = spec.startswith(str(self.run_dir))
+        return gguf_file((self.cfg.student or self.cfg.model) if trained else spec)
+
+    def backend_for(self, spec: str) -> str:
+        """`auto`: llama.cpp when it is installed and the model has a GGUF (the base, or a round
+        model exported from it), else the pure-torch sampler."""
+        if self.cfg.backend != "auto":
+            return self.cfg.backend
+        import importlib.util
+
+        return "llamacpp" if importlib.util.find_spec("llama_cpp") and self._base_gguf(spec) else "hf"
+
+    def gguf_for(self, spec: str) -> Path:
+        """The GGUF llama.cpp samples from: the base model's, or a round's model exported once."""
+        base = self._base_gguf(spec)
+        if base is None:
+            raise ConfigError("backend llamacpp needs a GGUF model (embedded:NAME or a .gguf path)")
+        if not spec.startswith(str(self.run_dir)):
+            return base
+        out = Path(spec) / "model.gguf"
+        if not out.exists():
+            from .gguf_export import export_gguf
+
+            self.log(f"exporting {spec} to GGUF for llama.cpp")
+            export_gguf(Path(spec), base, out)
+        return out
+
     def sampler(self, spec: str):
         from .backends import get_sampler
 
-        if self.cfg.backend == "fake":
+        backend = self.backend_for(spec)
+        if backend == "fake":
             return get_sampler("fake", None)
+        if backend == "llamacpp":
+            key = f"llamacpp:{spec}"
+            if key not in self._models:
+                self._models.clear()  # one model in memory: the torch copy is not needed here
+                self.log(f"sampler: llama.cpp on {spec}")
+                self._models[key] = get_sampler("llamacpp", str(self.gguf_for(spec)), batch_rows=self.cfg.sample.batch_rows)
+            return self._models[key]
         model, tok = self.model(spec)
-        return get_sampler(self.cfg.backend, model, tokenizer=tok, batch_rows=self.cfg.sample.batch_rows)
+        return get_sampler(backend, model, tokenizer=tok, batch_rows=self.cfg.sample.batch_rows)
 
     # -- stages ---------------------------------------------------------
     def stage(self, name: str, k: int = 1, force: bool = False) -> None:

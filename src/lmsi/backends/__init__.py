@@ -8,6 +8,7 @@ from .base import Sampler, SamplingParams, cut_at_stop
 
 BACKENDS = {
     "hf": "lmsi.backends.hf:HFSampler",
+    "llamacpp": "lmsi.backends.llamacpp:LlamaCppSampler",
     "fake": "lmsi.backends.fake:FakeSampler",
 }
 

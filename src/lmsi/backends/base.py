@@ -37,3 +37,19 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
         if i != -1 and i < best:
             best = i
     return text[:best], best < len(text)
+
+
+def pick_tokens(logits, greedy, params: SamplingParams, gen):
+    """Sample each row at params.temperature (nucleus top_p), except rows flagged greedy (argmax).
+    Shared by the torch-side backends so they draw from one distribution with one seed."""
+    import torch
+
+    top = logits.argmax(-1)
+    if params.temperature <= 0 or bool(greedy.all()):
+        return top
+    probs = torch.softmax(logits / params.temperature, -1)
+    if params.top_p < 1.0:
+        sp, si = probs.sort(-1, descending=True)
+        sp = sp * (sp.cumsum(-1) - sp < params.top_p)
+        probs = torch.zeros_like(probs).scatter(-1, si, sp)
+    return torch.where(greedy, top, torch.multinomial(probs, 1, generator=gen).squeeze(-1))

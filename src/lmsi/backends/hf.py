@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicLayer
 
-from .base import SamplingParams, cut_at_stop
+from .base import SamplingParams, cut_at_stop, pick_tokens
 
 
 class HFSampler:
@@ -94,18 +94,6 @@ class HFSampler:
         res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1)
         return res.cache, res.logits[:, -1].float(), torch.tensor([len(x) for x in all_ids]), mask
 
-    def _pick(self, logits: torch.Tensor, greedy: torch.Tensor, params: SamplingParams, gen) -> torch.Tensor:
-        """Sample each row at params.temperature, except rows flagged greedy (argmax)."""
-        top = logits.argmax(-1)
-        if params.temperature <= 0 or bool(greedy.all()):
-            return top
-        probs = torch.softmax(logits / params.temperature, -1)
-        if params.top_p < 1.0:
-            sp, si = probs.sort(-1, descending=True)
-            sp = sp * (sp.cumsum(-1) - sp < params.top_p)
-            probs = torch.zeros_like(probs).scatter(-1, si, sp)
-        return torch.where(greedy, top, torch.multinomial(probs, 1, generator=gen).squeeze(-1))
-
     def _run_chunk(self, prompts: list[str], params: SamplingParams, gen) -> list[str]:
         n = params.n
         cache, logits, lengths, mask = self._prefill(prompts, room=params.max_new_tokens + 1)
@@ -122,7 +110,7 @@ class HFSampler:
         tokens: list[list[int]] = [[] for _ in range(rows)]
         texts = [""] * rows
         for step in range(params.max_new_tokens):
-            nxt = self._pick(logits, greedy[alive], params, gen)
+            nxt = pick_tokens(logits, greedy[alive], params, gen)
             keep = []
             for b, r in enumerate(alive.tolist()):
                 t = int(nxt[b])
