@@ -45,3 +45,17 @@ def test_greedy_first_row_is_greedy(tiny_model_dir):
     mixed = s.generate(prompts, SamplingParams(n=4, temperature=1.0, max_new_tokens=10, greedy_first=True, seed=3))
     assert [m[0] for m in mixed] == [g[0] for g in greedy]
     assert any(len(set(m[1:])) > 1 for m in mixed)  # the rest are sampled
+
+
+def test_bench_sample_reports_ratio_against_naive(tiny_model_dir, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from lmsi.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["bench", "sample", "--model", str(tiny_model_dir), "--task", "arith", "--questions", "2",
+                                 "--paths", "3", "--max-new-tokens", "6", "--engines", "naive,hf"])
+    assert r.exit_code == 0, r.output
+    assert "| naive |" in r.stdout and "| hf |" in r.stdout and "roofline" in r.stdout
+    saved = list((tmp_path / "benchmarks/results").glob("sample-*.md"))
+    assert saved and "Command: `lmsi" in saved[0].read_text()

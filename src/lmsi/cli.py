@@ -158,6 +158,38 @@ def eval_cmd(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR,
     _guard(go)
 
 
+bench_app = typer.Typer(help="Benchmarks that print a ratio against a baseline measured in the same run.")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("sample")
+def bench_sample(model: str = typer.Option("embedded:qwen2.5-coder-0.5b", "--model", "-m"),
+                 task: str = typer.Option("gsm8k", "--task", "-t"),
+                 questions: int = typer.Option(4, "--questions", "-q"),
+                 paths: int = typer.Option(16, "--paths"),
+                 shots: int = typer.Option(4, "--shots"),
+                 max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+                 temperature: float = typer.Option(0.7, "--temperature"),
+                 engines: str = typer.Option("naive,hf,llamacpp", "--engines", help="Comma list of naive, hf, llamacpp."),
+                 batch_rows: int = typer.Option(128, "--batch-rows"),
+                 save: bool = typer.Option(True, "--save/--no-save", help="Write benchmarks/results/sample-<time>.md.")):
+    """Sampling throughput: naive `model.generate` (baseline) vs each backend, same prompts, same run.
+
+      lmsi bench sample                         # 4 GSM8K questions, 4-shot, m=16, T=0.7, <=128 tokens
+    """
+    def go():
+        from .bench import run_bench, save_result
+
+        text, _ = run_bench(model, task, questions, paths, shots, max_new_tokens, temperature,
+                            [e.strip() for e in engines.split(",") if e.strip()], batch_rows,
+                            log=lambda m: console.print(m, style="dim"))
+        print(text)
+        if save:
+            cmd = " ".join(["lmsi"] + sys.argv[1:])
+            console.print(f"saved: {save_result(text, cmd)}")
+    _guard(go)
+
+
 @app.command()
 def signal(task: str = typer.Option("arith", "--task", "-t", help="Labeled task to measure on (see `lmsi tasks`)."),
            model: Optional[str] = typer.Option(None, "--model", "-m", help="Model (default: the config's)."),

@@ -1,0 +1,117 @@
+"""`lmsi bench sample`: the m-paths workload through naive `model.generate` (the baseline)
+and each available backend, in one process, on the same prompts.
+
+Reports generated tokens per second (real tokens only: cut at the first stop string, EOS
+excluded, prompt processing included in the time), paths per second, the ratio to the
+baseline, answer accuracy (a sanity check that speed did not change the distribution) and
+the fraction of this machine's matmul roofline, measured in the same run:
+roofline tok/s = peak GFLOP/s / (2 x parameters).
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+from .backends import SamplingParams, cut_at_stop
+
+
+def matmul_gflops(dtype_name: str, n: int = 1024, reps: int = 3) -> float:
+    import torch
+
+    dt = getattr(torch, dtype_name)
+    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    a @ b
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
+
+
+def naive_generate(model, tok, prompts: list[str], params: SamplingParams) -> list[list[str]]:
+    """The baseline: transformers' generate, one call per prompt with num_return_sequences."""
+    import torch
+
+    torch.manual_seed(params.seed)
+    out = []
+    for p in prompts:
+        ids = tok(p, return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            gen = model.generate(**ids, do_sample=params.temperature > 0, temperature=params.temperature or None,
+                                 top_p=params.top_p, top_k=0, max_new_tokens=params.max_new_tokens,
+                                 num_return_sequences=params.n, pad_token_id=tok.pad_token_id)
+        texts = tok.batch_decode(gen[:, ids.input_ids.shape[1]:], skip_special_tokens=True)
+        out.append([cut_at_stop(t, params.stop)[0] for t in texts])
+    return out
+
+
+def run_bench(spec: str, task_name: str, questions: int, m: int, shots: int, max_new_tokens: int,
+              temperature: float, engines: list[str], batch_rows: int, log=print) -> tuple[str, list[dict]]:
+    from .backends import get_sampler
+    from .models import gguf_file, load_model, pick_dtype
+    from .tasks import get_task
+
+    task = get_task(task_name)
+    examples = task.load(task.unlabeled_split, questions)
+    prompts = [task.prompt(e.question, "fewshot_cot", shots) for e in examples]
+    params = SamplingParams(n=m, temperature=temperature, max_new_tokens=max_new_tokens, stop=task.stop, seed=0)
+    dtype = pick_dtype("auto")
+    model, tok = load_model(spec, dtype)
+    n_params = sum(p.numel() for p in model.parameters())
+    peak = {d: matmul_gflops(d) for d in ("float32", "bfloat16")}
+    roofline = max(peak.values()) * 1e9 / (2 * n_params)
+    prompt_tokens = sum(len(tok(p, add_special_tokens=False).input_ids) for p in prompts) / len(prompts)
+    results = []
+    for engine in engines:
+        if engine == "naive":
+            run = lambda: naive_generate(model, tok, prompts, params)  # noqa: E731
+        elif engine == "hf":
+            sampler = get_sampler("hf", model, tokenizer=tok, batch_rows=batch_rows)
+            run = lambda s=sampler: s.generate(prompts, params)  # noqa: E731
+        elif engine == "llamacpp":
+            path = gguf_file(spec)
+            if path is None:
+                log("skip llamacpp: the model is not a GGUF")
+                continue
+            try:
+                sampler = get_sampler("llamacpp", str(path), batch_rows=batch_rows)
+            except RuntimeError as e:
+                log(f"skip llamacpp: {e}")
+                continue
+            run = lambda s=sampler: s.generate(prompts, params)  # noqa: E731
+        else:
+            raise ValueError(f"unknown engine {engine!r}")
+        log(f"bench: {engine} ...")
+        t = time.perf_counter()
+        outs = run()
+        secs = time.perf_counter() - t
+        tokens = sum(len(tok(c, add_special_tokens=False).input_ids) for o in outs for c in o)
+        correct = [task.is_correct(task.extract(c), e.answer) for e, o in zip(examples, outs) for c in o]
+        results.append({"engine": engine, "seconds": secs, "tokens": tokens, "tok_s": tokens / secs,
+                        "paths_s": len(correct) / secs, "accuracy": sum(correct) / len(correct),
+                        "roofline": tokens / secs / roofline})
+    base = next((r for r in results if r["engine"] == "naive"), results[0])
+    lines = [f"Workload: {len(prompts)} {task_name} questions, {shots}-shot CoT prompt (~{prompt_tokens:.0f} tokens), "
+             f"m={m}, T={temperature}, ≤{max_new_tokens} new tokens; model `{spec}` ({n_params / 1e6:.0f} M params, "
+             f"torch {dtype}).",
+             f"Machine: {platform.processor() or platform.machine()}, {_cpus()} CPUs; matmul peak measured now: "
+             f"fp32 {peak['float32']:.0f}, bf16 {peak['bfloat16']:.1f} GFLOP/s → roofline {roofline:.0f} tok/s.", "",
+             "| engine | tok/s | paths/s | × baseline | roofline | answer acc. | seconds |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['engine']} | {r['tok_s']:.1f} | {r['paths_s']:.2f} | {r['tok_s'] / base['tok_s']:.2f} | "
+                     f"{100 * r['roofline']:.1f} % | {100 * r['accuracy']:.1f} % | {r['seconds']:.0f} |")
+    return "\n".join(lines), results
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def save_result(text: str, command: str, out_dir: Path = Path("benchmarks/results")) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"sample-{time.strftime('%Y%m%d-%H%M%S')}.md"
+    path.write_text(f"# lmsi bench sample\n\nCommand: `{command}`\n\n{text}\n")
+    return path
