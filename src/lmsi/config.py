@@ -99,6 +99,16 @@ class EvalConfig:
 
 
 @dataclass
+class OpenAIConfig:
+    base_urls: list = opt([], "OpenAI-compatible endpoints for backend=openai, e.g. [http://127.0.0.1:8080/v1]; several are load-balanced")
+    served_model: str = opt("", "the `model` field sent to the server (llama.cpp ignores it; vLLM needs its model name)")
+    api_key_env: str = opt("OPENAI_API_KEY", "environment variable holding the API key (the key itself is never stored)")
+    concurrency: int = opt(4, "requests in flight per endpoint", ge=1)
+    timeout: float = opt(120.0, "seconds per request before it is retried", gt=0.0)
+    retries: int = opt(5, "retries per request (exponential backoff) before the stage fails", ge=0)
+
+
+@dataclass
 class LoopConfig:
     rounds: int = opt(1, "self-improvement rounds; round k samples with the model from round k-1", ge=1)
     init: str = opt("base", "what round k fine-tunes: the base model on round k's data (default: no compounding "
@@ -126,13 +136,15 @@ class RunConfig:
     run_dir: str = opt("runs/default", "run directory (resumable)")
     model: str = opt("embedded:qwen2.5-coder-0.5b", "embedded:NAME, a .gguf path, an HF dir or hub id")
     backend: str = opt("hf", "sampler: hf (pure torch), llamacpp (GGUF models, pip install 'lmsi[llamacpp]'), "
+                       "openai (a server: see openai.*; it serves the base model, round models use hf), "
                        "auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
-                       choices=["hf", "llamacpp", "auto", "fake"])
+                       choices=["hf", "llamacpp", "openai", "auto", "fake"])
     dtype: str = opt("auto", "auto picks the faster of bf16/fp32 on this machine", choices=["auto", "float32", "bfloat16"])
     seed: int = opt(0, "seed for sampling and training")
     trust_remote_code: bool = opt(False, "allow model repos to run their own code (off: unsafe)")
     student: str = opt("", "distillation: train this (smaller) model on the teacher's confident paths; empty = self-training")
     data: DataConfig = field(default_factory=DataConfig)
+    openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     selfgen: SelfGenConfig = field(default_factory=SelfGenConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)

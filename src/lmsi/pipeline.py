@@ -226,6 +226,15 @@ class Pipeline:
         backend = self.backend_for(spec)
         if backend == "fake":
             return get_sampler("fake", None)
+        if backend == "openai":
+            if spec.startswith(str(self.run_dir)):  # the server holds the base model, not this round's
+                self.log(f"sampler: hf for {spec} (the openai server serves the base model)")
+                backend = "hf"
+            else:
+                o = self.cfg.openai
+                return get_sampler("openai", None, base_urls=o.base_urls, served_model=o.served_model,
+                                   api_key_env=o.api_key_env, concurrency=o.concurrency, timeout=o.timeout,
+                                   retries=o.retries)
         if backend == "llamacpp":
             key = f"llamacpp:{spec}"
             if key not in self._models:

@@ -9,6 +9,7 @@ from .base import Sampler, SamplingParams, cut_at_stop
 BACKENDS = {
     "hf": "lmsi.backends.hf:HFSampler",
     "llamacpp": "lmsi.backends.llamacpp:LlamaCppSampler",
+    "openai": "lmsi.backends.openai_http:OpenAISampler",
     "fake": "lmsi.backends.fake:FakeSampler",
 }
 
