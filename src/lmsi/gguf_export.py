@@ -38,7 +38,7 @@ def _llama_permute(w, n_head: int):
 def export_gguf(hf_dir: Path, base_gguf: Path, out: Path) -> Path:
     import gguf
     import numpy as np
-    from safetensors.numpy import load_file
+    from safetensors.torch import load_file  # torch: checkpoints may hold bf16, which numpy lacks
 
 
     reader = gguf.GGUFReader(str(base_gguf))
@@ -50,7 +50,7 @@ def export_gguf(hf_dir: Path, base_gguf: Path, out: Path) -> Path:
     base_names = {t.name for t in reader.tensors}
     tensors = {}
     for f in sorted(Path(hf_dir).glob("*.safetensors")):
-        tensors.update(load_file(str(f)))
+        tensors.update({k: v.float().numpy() for k, v in load_file(str(f)).items()})
     tmp = out.with_name(out.name + ".tmp")
     writer = gguf.GGUFWriter(str(tmp), arch)
     for key, field in reader.fields.items():
@@ -86,7 +86,6 @@ def _add(writer, name: str, w) -> None:
 
     if w.ndim == 2 and w.shape[1] % 32 == 0:
         q = gguf.quants.quantize(w, gguf.GGMLQuantizationType.Q8_0)
-        writer.add_tensor(name, q, raw_shape=gguf.quant_shape_from_byte_shape(q.shape, gguf.GGMLQuantizationType.Q8_0),
-                          raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        writer.add_tensor(name, q, raw_dtype=gguf.GGMLQuantizationType.Q8_0)  # shape derived from the bytes
     else:
         writer.add_tensor(name, w)
