@@ -109,6 +109,13 @@ class OpenAIConfig:
 
 
 @dataclass
+class RayConfig:
+    address: str = opt("", "Ray cluster address (empty: start a local cluster)")
+    workers: int = opt(2, "sampler workers (each holds one model)", ge=1)
+    cpus_per_worker: float = opt(1.0, "CPUs Ray reserves per worker", gt=0.0)
+
+
+@dataclass
 class LoopConfig:
     rounds: int = opt(1, "self-improvement rounds; round k samples with the model from round k-1", ge=1)
     init: str = opt("base", "what round k fine-tunes: the base model on round k's data (default: no compounding "
@@ -135,6 +142,8 @@ class SelfGenConfig:
 class RunConfig:
     run_dir: str = opt("runs/default", "run directory (resumable)")
     model: str = opt("embedded:qwen2.5-coder-0.5b", "embedded:NAME, a .gguf path, an HF dir or hub id")
+    engine: str = opt("local", "where the sample stage runs: local, or ray (workers on a Ray cluster, see ray.*)",
+                      choices=["local", "ray"])
     backend: str = opt("hf", "sampler: hf (pure torch), llamacpp (GGUF models, pip install 'lmsi[llamacpp]'), "
                        "openai (a server: see openai.*; it serves the base model, round models use hf), "
                        "auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
@@ -145,6 +154,7 @@ class RunConfig:
     student: str = opt("", "distillation: train this (smaller) model on the teacher's confident paths; empty = self-training")
     data: DataConfig = field(default_factory=DataConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
     selfgen: SelfGenConfig = field(default_factory=SelfGenConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)

@@ -322,11 +322,33 @@ class Pipeline:
         self.__dict__.pop("_self_questions", None)
         return stats
 
+    def recipe(self, spec: str) -> dict:
+        """What a remote worker needs to build the same sampler this process would."""
+        backend, rows = self.backend_for(spec), self.cfg.sample.batch_rows
+        if backend == "llamacpp":
+            return {"backend": backend, "spec": str(self.gguf_for(spec)), "batch_rows": rows}
+        if backend == "openai":
+            o = self.cfg.openai
+            return {"backend": backend, "spec": None, "base_urls": o.base_urls, "served_model": o.served_model,
+                    "api_key_env": o.api_key_env, "concurrency": o.concurrency, "timeout": o.timeout, "retries": o.retries}
+        if backend == "hf":
+            return {"backend": backend, "spec": spec, "batch_rows": rows, "dtype": self.cfg.dtype}
+        return {"backend": backend, "spec": None}
+
     def _sample(self, k):
         from .sample import run_sample
 
-        rows = run_sample(self.task, self.sampler(self.model_spec(k - 1)), self.questions(k), self.round_dir(k),
-                          self.cfg.sample, self.cfg.seed + 1000 * (k - 1))
+        spec = self.model_spec(k - 1)
+        if self.cfg.engine == "ray":
+            from .fleet import RayFleet
+
+            r = self.cfg.ray
+            self.log(f"sampling on Ray: {r.workers} workers ({self.backend_for(spec)})")
+            sampler = RayFleet(self.recipe(spec), r.workers, r.cpus_per_worker, r.address)
+        else:
+            sampler = self.sampler(spec)
+        rows = run_sample(self.task, sampler, self.questions(k), self.round_dir(k), self.cfg.sample,
+                          self.cfg.seed + 1000 * (k - 1))
         return {"questions": len(rows)}
 
     def _vote(self, k):

@@ -15,29 +15,31 @@ from .progress import bar
 from .tasks import Example, Task
 
 
-def run_sample(task: Task, sampler: Sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig,
+def run_sample(task: Task, sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig,
                seed: int) -> list[dict]:
+    """`sampler` is a Sampler, or a RayFleet that spreads the chunks over workers; either way
+    chunks are committed in order, each with the seed of its first question's position."""
     path = round_dir / "samples.jsonl"
     kept = read_jsonl(path, tolerate_torn_tail=True) if path.exists() else []
     if kept:  # rewrite without a torn tail so appends stay line-aligned
         write_jsonl(path, kept)
     done = {r["id"] for r in kept}
-    todo = [q for q in questions if q.id not in done]
+    todo = [(i, q) for i, q in enumerate(questions) if q.id not in done]
     chunk = max(1, cfg.batch_rows // cfg.m)  # one decode batch per committed chunk
+    parts = [todo[s : s + chunk] for s in range(0, len(todo), chunk)]
+    jobs = []
+    for part in parts:
+        params = SamplingParams(n=cfg.m, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
+                                stop=task.stop, seed=seed + part[0][0])
+        jobs.append(([task.prompt(q.question, "fewshot_cot", cfg.shots) for _, q in part], params))
+    results = sampler.map(jobs) if hasattr(sampler, "map") else (sampler.generate(*job) for job in jobs)
     with bar("sample", total=len(questions), completed=len(done)) as tracker:
-        for start in range(0, len(todo), chunk):
-            part = todo[start : start + chunk]
-            params = SamplingParams(
-                n=cfg.m, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                stop=task.stop, seed=seed + len(done) + start,
-            )
-            prompts = [task.prompt(q.question, "fewshot_cot", cfg.shots) for q in part]
-            outs = sampler.generate(prompts, params)
+        for part, (prompts, _), outs in zip(parts, jobs, results):
             append_jsonl(path, [
                 {"id": q.id, "question": q.question, "gold": q.answer, "prompt": p, "completions": o,
                  "answers": [task.extract(c, choices=q.choices) for c in o],
                  **({"choices": list(q.choices)} if q.choices else {})}  # grpo re-extracts answers with them
-                for q, p, o in zip(part, prompts, outs)
+                for (_, q), p, o in zip(part, prompts, outs)
             ])
             tracker.advance(len(part))
     return read_jsonl(path)
