@@ -42,3 +42,4 @@ def test_a_dying_worker_loses_and_duplicates_nothing(tmp_path):
 
     want = [FakeSampler().generate(*job) for job in jobs]
     assert json.dumps(got) == json.dumps(want)
+

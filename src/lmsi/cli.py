@@ -266,6 +266,24 @@ def compare(run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", hel
     _guard(go)
 
 
+@app.command("accelerate-config")
+def accelerate_config_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs per machine."),
+                          strategy: str = typer.Option("zero2", "--strategy", help="ddp, zero2, zero3 (DeepSpeed) or fsdp."),
+                          machines: int = typer.Option(1, "--machines"),
+                          out: Path = typer.Option(Path("accelerate.yaml"), "--out", "-o")):
+    """Write an accelerate config for multi-GPU training; then
+    `accelerate launch --config_file accelerate.yaml -m lmsi.cli train -r RUN_DIR`."""
+    def go():
+        import yaml
+
+        from .io import atomic_write_text
+        from .scale import accelerate_config
+
+        atomic_write_text(out, yaml.safe_dump(accelerate_config(gpus, strategy, machines), sort_keys=False))
+        print(f"wrote {out}; launch with: accelerate launch --config_file {out} -m lmsi.cli train -r RUN_DIR")
+    _guard(go)
+
+
 @app.command()
 def config():
     """Print every config key with its default and help (a starting YAML file)."""

@@ -28,12 +28,13 @@ class HFSampler:
         flat = set()
         for e in eos:
             flat.update(e if isinstance(e, (list, tuple)) else [e])
-        self.eos_ids = torch.tensor(sorted(x for x in flat if x is not None))
+        self.eos = {x for x in flat if x is not None}
+        self.dev = getattr(model, "device", torch.device("cpu"))
 
     # ------------------------------------------------------------------
     @torch.inference_mode()
     def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[str]]:
-        gen = torch.Generator().manual_seed(params.seed)
+        gen = torch.Generator(device=self.dev).manual_seed(params.seed)
         out: list[list[str]] = [[] for _ in prompts]
         per_chunk = max(1, self.batch_rows // params.n)
         chunks = -(-len(prompts) // per_chunk)
@@ -56,7 +57,7 @@ class HFSampler:
         key = tuple(ids)
         if self._prefix_key != key:
             cache = DynamicCache(config=self.model.config)
-            self.model(input_ids=torch.tensor([ids]), cache=cache, use_cache=True, logits_to_keep=1)
+            self.model(input_ids=torch.tensor([ids], device=self.dev), cache=cache, use_cache=True, logits_to_keep=1)
             self._prefix_key = key
             self._prefix = [(layer.keys, layer.values) for layer in cache.layers]
         return self._prefix
@@ -91,8 +92,9 @@ class HFSampler:
                             for k, v in self._prefix_kv(all_ids[0][:lcp])]
         else:
             cache.layers = [_BufferedLayer(None, None, width + room) for _ in range(self.model.config.num_hidden_layers)]
+        ids, mask, pos = ids.to(self.dev), mask.to(self.dev), pos.to(self.dev)
         res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1)
-        return res.cache, res.logits[:, -1].float(), torch.tensor([len(x) for x in all_ids]), mask
+        return res.cache, res.logits[:, -1].float(), torch.tensor([len(x) for x in all_ids], device=self.dev), mask
 
     def _run_chunk(self, prompts: list[str], params: SamplingParams, gen) -> list[str]:
         n = params.n
@@ -103,18 +105,17 @@ class HFSampler:
             lengths = lengths.repeat_interleave(n)
             mask = mask.repeat_interleave(n, 0)
         rows = logits.shape[0]
-        greedy = torch.zeros(rows, dtype=torch.bool)
+        greedy = torch.zeros(rows, dtype=torch.bool, device=self.dev)
         if params.greedy_first:
             greedy[::n] = True
-        alive = torch.arange(rows)  # original row index of each live batch row
+        alive = torch.arange(rows, device=self.dev)  # original row index of each live batch row
         tokens: list[list[int]] = [[] for _ in range(rows)]
         texts = [""] * rows
         for step in range(params.max_new_tokens):
             nxt = pick_tokens(logits, greedy[alive], params, gen)
             keep = []
-            for b, r in enumerate(alive.tolist()):
-                t = int(nxt[b])
-                if (self.eos_ids == t).any():
+            for b, (r, t) in enumerate(zip(alive.tolist(), nxt.tolist())):  # one device sync per step
+                if t in self.eos:
                     continue
                 tokens[r].append(t)
                 # stop strings can span tokens, so check the decoded tail
@@ -125,10 +126,10 @@ class HFSampler:
             if not keep or step == params.max_new_tokens - 1:
                 break
             if len(keep) < len(alive):
-                sel = torch.tensor(keep)
+                sel = torch.tensor(keep, device=self.dev)
                 cache.batch_select_indices(sel)
                 alive, nxt, lengths, mask = alive[sel], nxt[sel], lengths[sel], mask[sel]
-            mask = torch.cat([mask, torch.ones(len(alive), 1, dtype=torch.long)], 1)
+            mask = torch.cat([mask, torch.ones(len(alive), 1, dtype=torch.long, device=self.dev)], 1)
             pos = (lengths + step).unsqueeze(1)
             res = self.model(
                 input_ids=nxt.unsqueeze(1), attention_mask=mask, position_ids=pos,
