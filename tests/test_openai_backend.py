@@ -85,3 +85,24 @@ def test_real_llama_cpp_server_behind_a_fault_proxy():
         assert _sampler([url]).generate(PROMPTS[:2], greedy) == _sampler([proxy]).generate(PROMPTS[:2], greedy)
     finally:
         proc.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not importlib.util.find_spec("llama_cpp"), reason="llama-cpp-python not installed")
+def test_two_real_llama_cpp_servers_share_work_and_a_killed_one_is_routed_around():
+    from lmsi.models import gguf_file
+
+    model = str(gguf_file("embedded:qwen2.5-coder-0.5b"))
+    (pa, a), (pb, b) = start_llama_server(model), start_llama_server(model)
+    try:
+        params = SamplingParams(n=1, temperature=0.7, max_new_tokens=8, stop=("\nQ:",), seed=1)
+        s = _sampler([a, b], timeout=120, concurrency=1)
+        s.generate(PROMPTS[:4], params)
+        assert all(e.served > 0 for e in s.endpoints)
+        pb.kill()
+        pb.wait()
+        out = s.generate(PROMPTS, params)
+        assert len(out) == len(PROMPTS) and all(len(p) == 1 for p in out)
+    finally:
+        pa.kill()
+        pb.kill()
