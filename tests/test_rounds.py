@@ -37,17 +37,25 @@ def test_three_rounds_on_fresh_questions(tiny_model_dir, tmp_path):
 
 
 def test_stop_rule_uses_only_agreement(tmp_path):
+    from lmsi.io import write_jsonl
+
     cfg = load_config(overrides=[f"run_dir={tmp_path}", "loop.rounds=3", "loop.min_gain=0.05", *TINY])
     p = Pipeline(cfg, log=lambda m: None)
-    p.manifest.mark("round_01/vote", 1, agreement=0.60)
-    p.manifest.mark("round_02/vote", 1, agreement=0.64)
-    assert "keep round 0's model" in p.stop_reason(2)  # +0.04 < min_gain 0.05
-    p.manifest.mark("round_02/vote", 1, agreement=0.70)
-    assert p.stop_reason(2) is None
+
+    def sc(d, shares):  # sc rows whose majority holds `share` of 4 paths; gold never read
+        write_jsonl(tmp_path / d / "sc.jsonl", [{"answers": ["1"] * int(4 * x) + ["2", "3", "4", "5"][: 4 - int(4 * x)],
+                                                  "gold": "999"} for x in shares])
+
+    sc("eval_base", [0.5, 0.5])
+    sc("round_01/eval", [0.5, 0.75])  # +0.125
     assert p.stop_reason(1) is None
-    p.manifest.mark("round_02/vote", 1, agreement=0.65)
-    p.cfg.loop.min_gain = 0.05
-    assert p.stop_reason(2) is None  # 0.65 - 0.60 is a gain of 0.05 despite float noise
+    sc("round_02/eval", [0.5, 0.75])  # +0
+    assert "keep round 1's model" in p.stop_reason(2)
+    p.cfg.loop.min_gain = 0.0
+    assert p.stop_reason(2) is None  # equal agreement is not a drop once min_gain is 0
+    p.cfg.loop.stop = False
+    sc("round_02/eval", [0.25, 0.25])
+    assert p.stop_reason(2) is None
 
 
 def test_self_generated_questions_and_exemplars(tiny_model_dir, tmp_path):

@@ -123,7 +123,7 @@ class LoopConfig:
     questions: str = opt("fresh", "fresh: each round takes new unlabeled questions, so its vote measures the previous "
                          "model on unseen questions; same: every round reuses one set", choices=["fresh", "same"])
     stop: bool = opt(True, "stop early when label-free agreement (mean vote share on the round's fresh questions) stops rising")
-    min_gain: float = opt(0.0, "stop when agreement rises by less than this from one round to the next", ge=0.0)
+    min_gain: float = opt(0.01, "stop when agreement rises by less than this from one model to the next (a plateau)", ge=0.0)
 
 
 @dataclass

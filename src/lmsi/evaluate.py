@@ -44,6 +44,16 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
+def probe_agreement(eval_dir: Path) -> float | None:
+    """Mean vote share of the self-consistency paths on the eval questions: a label-free signal
+    measured on the same questions for every model, so it tracks the model, not the questions."""
+    path = Path(eval_dir) / "sc.jsonl"
+    if not path.exists():
+        return None
+    rows = read_jsonl(path)
+    return sum(majority(r["answers"])[1] for r in rows) / max(1, len(rows))
+
+
 def score_rows(task: Task, examples: list[Example], raw: list[dict], mode: str) -> list[dict]:
     """Per-item verdicts from raw generations: the first path for greedy modes, the vote for sc."""
     fmt = {"direct": "fewshot_direct", "zeroshot_cot": "zeroshot_cot"}.get(mode, "fewshot_cot")

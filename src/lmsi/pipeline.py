@@ -381,18 +381,30 @@ class Pipeline:
         self.table = build_report(self.run_dir)
 
     # -- the loop -------------------------------------------------------
+    def _eval_dir(self, k: int) -> Path:
+        return self.run_dir / "eval_base" if k == 0 else self.round_dir(k) / "eval"
+
     def stop_reason(self, k: int) -> str | None:
-        """Label-free stop rule, checked after round k's vote (k >= 2): round k's agreement
-        measures round k-1's model on fresh questions; if it did not rise, stop before training."""
-        if not self.cfg.loop.stop or k < 2:
-            return None
-        now = self.manifest.data["stages"][f"{self.round_dir(k).name}/vote"]["agreement"]
-        before = self.manifest.data["stages"][f"{self.round_dir(k - 1).name}/vote"]["agreement"]
+        """Label-free stop rule, checked after round k: did the new model's agreement (mean vote
+        share of its self-consistency paths on the fixed eval questions; no label read) rise by
+        loop.min_gain over the previous model's? Without sc evaluation, the agreement of the
+        round's own vote on its fresh questions stands in (noisier: the questions change)."""
+        from .evaluate import probe_agreement
         from .vote import agreement_stalled
 
+        if not self.cfg.loop.stop or k < 1:
+            return None
+        now, before = probe_agreement(self._eval_dir(k)), probe_agreement(self._eval_dir(k - 1))
+        where = "the eval questions"
+        if now is None or before is None:
+            if k < 2:
+                return None
+            stages = self.manifest.data["stages"]
+            now, before = stages[f"{self.round_dir(k).name}/vote"]["agreement"], stages[f"{self.round_dir(k - 1).name}/vote"]["agreement"]
+            k, where = k - 1, "fresh questions"  # round k's vote measures round k-1's model
         if agreement_stalled(before, now, self.cfg.loop.min_gain):
-            return (f"round {k - 1}'s model did not raise agreement ({now:.3f} vs {before:.3f}, needed "
-                    f"+{self.cfg.loop.min_gain}): keep round {k - 2}'s model; round {k} is not trained")
+            return (f"round {k}'s model did not raise agreement on {where} ({now:.3f} vs {before:.3f}, needed "
+                    f"+{self.cfg.loop.min_gain}): keep round {k - 1}'s model")
         return None
 
     def run(self) -> str:
@@ -404,15 +416,13 @@ class Pipeline:
             self.stage(name)
         loop = {"rounds_planned": c.loop.rounds, "rounds_done": 0, "stopped": None}
         for k in range(1, c.loop.rounds + 1):
-            for name in ("sample", "vote"):
+            for name in ("sample", "vote", "build", "train") + ("eval",) * has_eval:
                 self.stage(name, k)
+            loop["rounds_done"] = k
             loop["stopped"] = self.stop_reason(k)
             if loop["stopped"]:
                 self.log(f"[stop] {loop['stopped']}")
                 break
-            for name in ("build", "train") + ("eval",) * has_eval:
-                self.stage(name, k)
-            loop["rounds_done"] = k
         write_json(self.run_dir / "loop.json", loop)
         self.stage("report")
         return self.table

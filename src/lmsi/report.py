@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .evaluate import probe_agreement
 from .io import atomic_write_text, read_jsonl
 
 MODE_NAMES = {"greedy_cot": "greedy CoT", "sc": "self-consistency maj@m", "direct": "direct answer",
@@ -75,7 +76,7 @@ def collect_rounds(run_dir: Path, task, threshold: float) -> list[dict]:
     for rd in sorted(run_dir.glob("round_[0-9][0-9]")):
         votes = _jsonl(rd / "votes.jsonl")
         rounds.append({
-            "k": int(rd.name[-2:]), "eval": _load(rd / "eval" / "summary.json"),
+            "k": int(rd.name[-2:]), "eval": _load(rd / "eval" / "summary.json"), "probe": probe_agreement(rd / "eval"),
             "data": pseudo_label_stats(votes, threshold, task) if votes else None,
             "rows": len(_jsonl(rd / "train.jsonl")), "log": _jsonl(rd / "train_log.jsonl"),
             "votes": votes, "trained": f"{rd.name}/train" in manifest["stages"],
@@ -83,17 +84,22 @@ def collect_rounds(run_dir: Path, task, threshold: float) -> list[dict]:
     return rounds
 
 
-def per_round_tables(before: dict | None, rounds: list[dict], modes: list[str]) -> list[str]:
-    """Model of round k (0 = base) with the agreement its votes reach on round k+1's fresh questions."""
-    agreement = {r["k"] - 1: r["data"]["mean_confidence"] for r in rounds if r["data"]}
-    head = "| round | " + " | ".join(MODE_NAMES[m] for m in modes) + " | agreement on fresh questions (label-free) |"
-    lines = [head, "|" + "---|" * (len(modes) + 2)]
+def per_round_tables(before: dict | None, base_probe: float | None, rounds: list[dict], modes: list[str]) -> list[str]:
+    """Model of round k (0 = base): accuracy, and two label-free agreements (mean vote share):
+    on the fixed eval questions, and of its own vote on round k+1's fresh questions."""
+    fresh = {r["k"] - 1: r["data"]["mean_confidence"] for r in rounds if r["data"]}
+    probe = {0: base_probe, **{r["k"]: r["probe"] for r in rounds}}
+    head = ("| round | " + " | ".join(MODE_NAMES[m] for m in modes)
+            + " | agreement, eval questions (label-free) | agreement, next round's questions (label-free) |")
+    lines = [head, "|" + "---|" * (len(modes) + 3)]
     models = [(0, before)] + [(r["k"], r["eval"]) for r in rounds if r["trained"]]
     for k, summ in models:
-        agree = f"{agreement[k]:.3f}" if k in agreement else "–"
-        lines.append(f"| {k} | " + " | ".join(_fmt(summ, m) for m in modes) + f" | {agree} |")
+        a = f"{probe[k]:.3f}" if probe.get(k) is not None else "–"
+        b = f"{fresh[k]:.3f}" if k in fresh else "–"
+        lines.append(f"| {k} | " + " | ".join(_fmt(summ, m) for m in modes) + f" | {a} | {b} |")
     lines += ["", "Round k's row is the model after k rounds (0 = the base model). Agreement is the mean vote "
-              "share of that model's own paths on the next round's unlabeled questions: no label is used.", "",
+              "share of the model's own sampled paths; no label is read. On the eval questions it is measured "
+              "on the same questions for every model; on the next round's questions the questions change.", "",
               "| round | questions | kept | pseudo-label acc. (kept) | mean confidence | distinct answers/q | train rows |",
               "|---|---|---|---|---|---|---|"]
     for r in rounds:
@@ -108,18 +114,20 @@ def per_round_tables(before: dict | None, rounds: list[dict], modes: list[str]) 
     return lines
 
 
-def rule_verdict(rounds: list[dict], min_gain: float) -> str | None:
-    """Where the label-free stop rule says to stop, next to what held-out accuracy says."""
-    agree = {r["k"] - 1: r["data"]["mean_confidence"] for r in rounds if r["data"]}
-    acc = {r["k"]: r["eval"]["greedy_cot"]["accuracy"] for r in rounds if r["eval"] and "greedy_cot" in r["eval"]}
-    if len(agree) < 2:
-        return None
+def rule_verdict(base_probe: float | None, rounds: list[dict], min_gain: float) -> str | None:
+    """Where the label-free stop rule (agreement on the eval questions) stops, next to what
+    held-out accuracy says."""
     from .vote import agreement_stalled
 
-    stop = next((k for k in sorted(agree)[1:] if agreement_stalled(agree[k - 1], agree[k], min_gain)), None)
+    probe = {0: base_probe, **{r["k"]: r["probe"] for r in rounds if r["trained"]}}
+    probe = {k: v for k, v in probe.items() if v is not None}
+    acc = {r["k"]: r["eval"]["greedy_cot"]["accuracy"] for r in rounds if r["eval"] and "greedy_cot" in r["eval"]}
+    if len(probe) < 2:
+        return None
+    stop = next((k for k in sorted(probe)[1:] if k - 1 in probe and agreement_stalled(probe[k - 1], probe[k], min_gain)), None)
     best = max(acc, key=acc.get) if acc else None
-    said = f"the stop rule keeps the model of round {stop - 1}" if stop else "the stop rule would not have stopped"
-    return f"Stop rule (agreement must rise by ≥ {min_gain}): {said}; " + (
+    said = f"it stops after round {stop} and keeps round {stop - 1}'s model" if stop else "it does not stop"
+    return f"Stop rule (agreement on the eval questions must rise by ≥ {min_gain}): {said}; " + (
         f"the best held-out greedy CoT was round {best}." if best is not None else "no held-out accuracy to compare.")
 
 
@@ -139,7 +147,12 @@ def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
         ax.fill_between(xs, [100 * s["ci95"][0] for _, s in pts], [100 * s["ci95"][1] for _, s in pts], alpha=0.12)
     agree = [(r["k"] - 1, 100 * r["data"]["mean_confidence"]) for r in rounds if r["data"]]
     if agree:
-        ax.plot([k for k, _ in agree], [a for _, a in agree], "k--", marker="s", label="agreement (label-free)")
+        ax.plot([k for k, _ in agree], [a for _, a in agree], ":", color="gray", marker="s",
+                label="agreement, next round's questions")
+    probe = [(k, 100 * p) for k, p in [(0, probe_agreement(run_dir / "eval_base"))] + [(r["k"], r["probe"]) for r in rounds]
+             if p is not None]
+    if probe:
+        ax.plot([k for k, _ in probe], [a for _, a in probe], "k--", marker="D", label="agreement, eval questions (label-free)")
     ax.set_xlabel("round (0 = base model)")
     ax.set_ylabel("% (accuracy with 95% CI)")
     ax.set_ylim(0, 100)
@@ -218,10 +231,11 @@ def build_report(run_dir: Path) -> str:
         lines += [f"n = {n} held-out questions ({split} split).", ""]
     loop = _load(run_dir / "loop.json")
     if rounds:
-        lines += ["## Rounds", ""] + per_round_tables(student_before or before, rounds, _modes(before, after)) + [""]
+        base_probe = probe_agreement(run_dir / ("eval_student" if student_before else "eval_base"))
+        lines += ["## Rounds", ""] + per_round_tables(student_before or before, base_probe, rounds, _modes(before, after)) + [""]
         if loop and loop.get("stopped"):
             lines += [f"**Stopped early:** {loop['stopped']}.", ""]
-        would = rule_verdict(rounds, cfg.get("loop", {}).get("min_gain", 0.0))
+        would = rule_verdict(base_probe, rounds, cfg.get("loop", {}).get("min_gain", 0.0))
         if would:
             lines += [would, ""]
     last = next((r for r in reversed(rounds) if r["rows"]), None)
