@@ -19,8 +19,8 @@ def cluster():
 
 def test_ray_sampling_matches_one_process(tiny_model_dir, tmp_path):
     local, distributed = tmp_path / "local", tmp_path / "ray"
-    for rd, extra in ((local, []), (distributed, ["engine=ray", "ray.workers=2"])):
-        r = CliRunner().invoke(app, ["sample", "-r", str(rd), f"model={tiny_model_dir}", *ARGS, *extra])
+    for rd, cmd in ((local, ["sample"]), (distributed, ["sample", "engine=ray", "ray.workers=2"])):
+        r = CliRunner().invoke(app, [cmd[0], "-r", str(rd), f"model={tiny_model_dir}", *ARGS, *cmd[1:]])
         assert r.exit_code == 0, r.output
     a = (local / "round_01/samples.jsonl").read_bytes()
     assert a == (distributed / "round_01/samples.jsonl").read_bytes() and a.count(b"\n") == 10
@@ -43,3 +43,13 @@ def test_a_dying_worker_loses_and_duplicates_nothing(tmp_path):
     want = [FakeSampler().generate(*job) for job in jobs]
     assert json.dumps(got) == json.dumps(want)
 
+
+
+def test_run_engine_flag_reaches_the_config(tmp_path):
+    from lmsi.config import load_config
+
+    r = CliRunner().invoke(app, ["run", "--engine", "ray", "--backend", "fake", "-r", str(tmp_path / "r"),
+                                 "ray.workers=1", "data.limit=2", "sample.m=2", "eval.limit=2", "eval.sc_m=2",
+                                 "build.threshold=0.0", "train.batch_size=2"])
+    saved = (tmp_path / "r" / "config.yaml").read_text()
+    assert "engine: ray" in saved and "backend: fake" in saved

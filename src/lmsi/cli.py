@@ -63,7 +63,9 @@ def run(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR, over
         rounds: Optional[int] = typer.Option(None, "--rounds", help="Self-improvement rounds (loop.rounds); stops early when label-free agreement stops rising."),
         questions: Optional[str] = typer.Option(None, "--questions", help="'self': the model writes its own unlabeled questions (selfgen.questions)."),
         exemplars: Optional[str] = typer.Option(None, "--exemplars", help="'self': few-shot exemplars from the model's confident zero-shot answers (selfgen.exemplars)."),
-        student: Optional[str] = typer.Option(None, "--student", help="Distil into this smaller model instead of self-training (student=...).")):
+        student: Optional[str] = typer.Option(None, "--student", help="Distil into this smaller model instead of self-training (student=...)."),
+        engine: Optional[str] = typer.Option(None, "--engine", help="'ray': sample on a Ray cluster (engine=ray, see ray.*); default local."),
+        backend: Optional[str] = typer.Option(None, "--backend", help="hf, llamacpp, openai or auto (backend=...).")):
     """Run every stage: base eval, then per round sample -> vote -> build -> train -> eval, then the report.
 
     Finished stages are skipped, so rerunning the same command resumes. Examples:\n
@@ -73,6 +75,7 @@ def run(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR, over
       lmsi run data.task=gsm8k sample.m=32 sample.max_new_tokens=256
     """
     extra = [f"loop.rounds={rounds}"] * (rounds is not None) + [f"student={student}"] * (student is not None)
+    extra += [f"engine={engine}"] * (engine is not None) + [f"backend={backend}"] * (backend is not None)
     for flag, value, key in (("--questions", questions, "selfgen.questions"), ("--exemplars", exemplars, "selfgen.exemplars")):
         if value is not None:
             if value not in ("self", "data", "fixed"):
