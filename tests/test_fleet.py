@@ -45,11 +45,10 @@ def test_a_dying_worker_loses_and_duplicates_nothing(tmp_path):
 
 
 
-def test_run_engine_flag_reaches_the_config(tmp_path):
-    from lmsi.config import load_config
-
-    r = CliRunner().invoke(app, ["run", "--engine", "ray", "--backend", "fake", "-r", str(tmp_path / "r"),
+def test_run_engine_flag_reaches_the_config(tiny_model_dir, tmp_path):
+    r = CliRunner().invoke(app, ["run", "--engine", "ray", "--backend", "fake", "-r", str(tmp_path / "r"), f"model={tiny_model_dir}",
                                  "ray.workers=1", "data.limit=2", "sample.m=2", "eval.limit=2", "eval.sc_m=2",
                                  "build.threshold=0.0", "train.batch_size=2"])
+    assert r.exit_code == 0, r.output
     saved = (tmp_path / "r" / "config.yaml").read_text()
     assert "engine: ray" in saved and "backend: fake" in saved
