@@ -115,3 +115,22 @@ def test_sweep_shares_one_sampling_pass(tiny_model_dir, tmp_path):
     assert table.count("\n| ") >= 5 and (sd / "sweep.png").exists()
     r = runner.invoke(app, ["sweep", "sample.m=4", "-r", str(tmp_path / "none")])
     assert r.exit_code == 2 and "nothing to sweep" in r.output
+
+
+def test_generated_questions_are_deduplicated_against_eval_and_each_other():
+    from lmsi.backends import SamplingParams
+    from lmsi.selfgen import generate_questions
+    from lmsi.tasks import Example, get_task
+
+    eval_q = Example("e1", "A farm has 12 cows and buys 7 more cows at the market. How many cows does the farm have?")
+
+    class Writes:  # a sampler whose "new" questions include an eval question and a repeat
+        def generate(self, prompts, params: SamplingParams, progress=None):
+            pool = [" " + eval_q.question, " Tom has 3 red cars and 5 blue cars in his big garage. How many cars?",
+                    " Tom has 3 red cars and 5 blue cars in his big garage. How many cars?", " Too short?"]
+            return [pool[:params.n] for _ in prompts]
+
+    seeds = [Example("s1", "Mia reads 4 pages each day for 6 days. How many pages does she read?")]
+    kept, stats = generate_questions(get_task("arith"), Writes(), seeds, [eval_q], n=4, per_prompt=1, temperature=1.0, seed=0)
+    assert [q.question for q in kept] == ["Tom has 3 red cars and 5 blue cars in his big garage. How many cars?"]
+    assert stats["rejected"] == {"near-duplicate of an eval question": 1, "duplicate": 1, "too short": 1}
