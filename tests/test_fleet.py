@@ -52,3 +52,14 @@ def test_run_engine_flag_reaches_the_config(tiny_model_dir, tmp_path):
     assert r.exit_code == 0, r.output
     saved = (tmp_path / "r" / "config.yaml").read_text()
     assert "engine: ray" in saved and "backend: fake" in saved
+
+
+@pytest.mark.slow
+def test_ray_with_the_embedded_model_matches_one_process(tmp_path):
+    args = ["model=embedded:qwen2.5-coder-0.5b", "data.limit=4", "sample.m=2", "sample.batch_rows=4",
+            "sample.max_new_tokens=24"]
+    for rd, extra in ((tmp_path / "local", []), (tmp_path / "ray", ["engine=ray", "ray.workers=2"])):
+        r = CliRunner().invoke(app, ["sample", "-r", str(rd), *args, *extra])
+        assert r.exit_code == 0, r.output
+    a = (tmp_path / "local/round_01/samples.jsonl").read_bytes()
+    assert a == (tmp_path / "ray/round_01/samples.jsonl").read_bytes() and a.count(b"\n") == 4
