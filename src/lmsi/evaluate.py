@@ -24,6 +24,11 @@ from .vote import majority
 MODES = EVAL_MODES
 
 
+def prompt_format(mode: str) -> str:
+    """The prompt format an eval mode (or generation group) uses."""
+    return {"direct": "fewshot_direct", "zeroshot_cot": "zeroshot_cot"}.get(mode, "fewshot_cot")
+
+
 def bootstrap_ci(values: list[float], iters: int = 2000, seed: int = 0) -> tuple[float, float]:
     if not values:
         return 0.0, 0.0
@@ -56,7 +61,7 @@ def probe_agreement(eval_dir: Path) -> float | None:
 
 def score_rows(task: Task, examples: list[Example], raw: list[dict], mode: str) -> list[dict]:
     """Per-item verdicts from raw generations: the first path for greedy modes, the vote for sc."""
-    fmt = {"direct": "fewshot_direct", "zeroshot_cot": "zeroshot_cot"}.get(mode, "fewshot_cot")
+    fmt = prompt_format(mode)
     by_id = {r["id"]: r for r in raw}
     rows = []
     for e in examples:
@@ -101,7 +106,7 @@ def _params(group: str, modes: list[str], task: Task, cfg: EvalConfig, max_new_t
 def generate_group(task: Task, sampler: Sampler, examples: list[Example], group: str, modes: list[str], path: Path,
                    cfg: EvalConfig, shots: int, max_new_tokens: int, seed: int, batch_rows: int = 128) -> list[dict]:
     """Raw generations for one group, appended a chunk at a time; resumes from `path`."""
-    fmt = {"direct": "fewshot_direct", "zeroshot_cot": "zeroshot_cot"}.get(group, "fewshot_cot")
+    fmt = prompt_format(group)
     params = _params(group, modes, task, cfg, max_new_tokens, seed)
     chunk = max(1, batch_rows // params.n)  # about one decode batch of rows per committed chunk
     kept = read_jsonl(path, tolerate_torn_tail=True) if path.exists() else []
