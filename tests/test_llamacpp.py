@@ -50,3 +50,19 @@ def test_exported_checkpoint_samples_like_its_source(setup, tmp_path):
     theirs = s.generate(prompts, p)
     # Q8_0 re-quantisation of the dequantised Q5 weights: the same greedy start of the reasoning
     assert sum(a[0][:40] == b[0][:40] for a, b in zip(mine, theirs)) >= 2
+
+
+def test_prompt_suffixes_longer_than_one_decode_batch(setup):
+    """Many prompts in one group whose suffixes together exceed llama.cpp's 512-token batch:
+    every prompt still gets its own first-token logits (a bug once kept only the last chunk's)."""
+    task, _, path, _ = setup
+    qs = [e.question + " Explain each step of the working in full detail before giving it." * 3
+          for e in task.load("test", 12)]
+    prompts = [task.prompt(q, "fewshot_cot", 3) for q in qs]
+    s = get_sampler("llamacpp", str(path), batch_rows=12)
+    g = SamplingParams(n=1, temperature=0.0, max_new_tokens=6, stop=task.stop)
+    together = s.generate(prompts, g)
+    alone = [s.generate([p], g)[0] for p in prompts[:3] + prompts[-3:]]
+    assert len(together) == 12 and all(len(x) == 1 and x[0] for x in together)
+    # near-ties aside (kernels are not batch-invariant), each prompt continues its own question
+    assert sum(a[0][:8] == b[0][:8] for a, b in zip(together[:3] + together[-3:], alone)) >= 5

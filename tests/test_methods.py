@@ -278,3 +278,23 @@ def test_method_config_is_checked():
     with pytest.raises(ConfigError, match="allowed values"):
         load_config(overrides=["train.method=ppo"])
     assert load_config(overrides=["train.method=grpo"]).train.method == "grpo"
+
+
+def test_samples_from_reuses_one_sample_budget(method_run, tmp_path):
+    """--samples-from: the dpo run trains on the sft run's very samples and base eval, and keeps
+    their wall times; a run whose sampling config differs is refused."""
+    src = method_run("sft")
+    rd = tmp_path / "dpo_reused"
+    cfg = json.loads((src / "config.json").read_text())
+    r = runner.invoke(app, ["run", "--run-dir", str(rd), f"model={cfg['model']}", "backend=fake", *SMALL,
+                            *METHODS["dpo"], "--samples-from", str(src)])
+    assert r.exit_code == 0, r.output
+    assert (rd / "round_01/samples.jsonl").read_bytes() == (src / "round_01/samples.jsonl").read_bytes()
+    assert (rd / "eval_base/summary.json").read_bytes() == (src / "eval_base/summary.json").read_bytes()
+    mine, theirs = (json.loads((d / "manifest.json").read_text())["stages"] for d in (rd, src))
+    assert mine["round_01/sample"]["seconds"] == theirs["round_01/sample"]["seconds"]
+    assert mine["round_01/sample"]["reused_from"] == str(src) and "reused_from" not in mine["round_01/train"]
+    assert (rd / "round_01/pairs.jsonl").exists()
+    r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "other"), f"model={cfg['model']}", "backend=fake",
+                            *SMALL, "sample.m=3", "--samples-from", str(src)])
+    assert r.exit_code == 2 and "sample.m" in r.output and not (tmp_path / "other/round_01").exists()

@@ -65,14 +65,16 @@ def run(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR, over
         exemplars: Optional[str] = typer.Option(None, "--exemplars", help="'self': few-shot exemplars from the model's confident zero-shot answers (selfgen.exemplars)."),
         student: Optional[str] = typer.Option(None, "--student", help="Distil into this smaller model instead of self-training (student=...)."),
         engine: Optional[str] = typer.Option(None, "--engine", help="'ray': sample on a Ray cluster (engine=ray, see ray.*); default local."),
-        backend: Optional[str] = typer.Option(None, "--backend", help="hf, llamacpp, openai or auto (backend=...).")):
+        backend: Optional[str] = typer.Option(None, "--backend", help="hf, llamacpp, openai, vllm or auto (backend=...)."),
+        samples_from: Optional[Path] = typer.Option(None, "--samples-from", help="Reuse this run's base eval and round-1 samples (same model, data, sample and eval config): compare train methods on one sample budget.")):
     """Run every stage: base eval, then per round sample -> vote -> build -> train -> eval, then the report.
 
     Finished stages are skipped, so rerunning the same command resumes. Examples:\n
       lmsi run                                   # the default job\n
       lmsi run --rounds 3 -r runs/three          # iterate; report.md shows every round\n
       lmsi run --questions self --exemplars self # no human-written questions or exemplars\n
-      lmsi run data.task=gsm8k sample.m=32 sample.max_new_tokens=256
+      lmsi run data.task=gsm8k sample.m=32 sample.max_new_tokens=256\n
+      lmsi run -r runs/dpo train.method=dpo --samples-from runs/sft   # same samples, other method
     """
     extra = [f"loop.rounds={rounds}"] * (rounds is not None) + [f"student={student}"] * (student is not None)
     extra += [f"engine={engine}"] * (engine is not None) + [f"backend={backend}"] * (backend is not None)
@@ -85,6 +87,8 @@ def run(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR, over
 
     def go():
         p = _pipeline(config, run_dir, (overrides or []) + extra, force)
+        if samples_from:
+            p.reuse_samples(samples_from)
         table = p.run()
         print(table)
         console.print(f"report: {p.run_dir / 'report.md'}")

@@ -49,6 +49,7 @@ class SampleConfig:
     max_new_tokens: int = opt(80, "cap on tokens per path", ge=1)
     shots: int = opt(3, "few-shot CoT exemplars in the sampling prompt", ge=0)
     batch_rows: int = opt(128, "sequences decoded together (prompts x paths); bigger = faster GEMMs, more memory", ge=1)
+    gpu_memory: float = opt(0.5, "backend=vllm: share of GPU memory vLLM may take (training needs the rest)", gt=0.0, le=1.0)
 
 
 @dataclass
@@ -146,8 +147,8 @@ class RunConfig:
                       choices=["local", "ray"])
     backend: str = opt("hf", "sampler: hf (pure torch), llamacpp (GGUF models, pip install 'lmsi[llamacpp]'), "
                        "openai (a server: see openai.*; it serves the base model, round models use hf), "
-                       "auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
-                       choices=["hf", "llamacpp", "openai", "auto", "fake"])
+                       "vllm (CUDA GPUs, pip install vllm), auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
+                       choices=["hf", "llamacpp", "openai", "vllm", "auto", "fake"])
     dtype: str = opt("auto", "auto picks the faster of bf16/fp32 on this machine", choices=["auto", "float32", "bfloat16"])
     seed: int = opt(0, "seed for sampling and training")
     trust_remote_code: bool = opt(False, "allow model repos to run their own code (off: unsafe)")

@@ -82,6 +82,48 @@ class Pipeline:
         atomic_write_text(path, yaml.safe_dump(new, sort_keys=False))
         write_json(self.run_dir / "config.json", new)
 
+    # keys a borrowed stage depends on: a run that differs in any of them must sample for itself
+    SAMPLE_KEYS = ("model", "backend", "dtype", "seed", "student", "data", "sample", "eval", "selfgen", "loop.questions")
+
+    def reuse_samples(self, src: Path) -> list[str]:
+        """Borrow another run's base eval and round-1 samples (same model, data, sampling and eval
+        config), so methods that differ only after sampling are compared on one sample budget.
+        Borrowed stages keep the source's wall time in the manifest; returns their names."""
+        import shutil
+
+        from .config import _merge
+
+        src = Path(src)
+        if not (src / "config.yaml").exists():
+            raise InputError(f"{src}: no config.yaml; is this an lmsi run directory?")
+        theirs = _merge(RunConfig().to_dict(), yaml.safe_load((src / "config.yaml").read_text()) or {})
+        diff = [d for d in diff_configs(theirs, self.cfg.to_dict())
+                if d.split(":")[0].startswith(self.SAMPLE_KEYS)]
+        if diff:
+            raise ConfigError(f"cannot reuse the samples of {src}: its config differs in\n  " + "\n  ".join(diff))
+        stages = Manifest(src).data["stages"]
+        moved = {"exemplars": ["exemplars.json"], "questions": ["questions_self.jsonl"],
+                 "eval_base": ["eval_base", "contamination.json"], "eval_student": ["eval_student"],
+                 "round_01/sample": ["round_01/samples.jsonl"]}
+        taken = []
+        for stage, paths in moved.items():
+            if stage not in stages or self.manifest.done(stage):
+                continue
+            for rel in paths:
+                a, b = src / rel, self.run_dir / rel
+                if a.is_dir():
+                    shutil.copytree(a, b, dirs_exist_ok=True)
+                elif a.exists():
+                    b.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(a, b)
+            info = {k: v for k, v in stages[stage].items() if k not in ("seconds", "finished")}
+            self.manifest.mark(stage, stages[stage]["seconds"], reused_from=str(src), **info)
+            taken.append(stage)
+        if "round_01/sample" not in taken and not self.manifest.done("round_01/sample"):
+            raise InputError(f"{src} has not finished sampling round 1; nothing to reuse")
+        self.log(f"reused from {src}: {', '.join(taken) or 'nothing (already done here)'}")
+        return taken
+
     # -- data -----------------------------------------------------------
     @functools.cached_property
     def held_out(self):
@@ -242,6 +284,14 @@ class Pipeline:
                 self.log(f"sampler: llama.cpp on {spec}")
                 self._models[key] = get_sampler("llamacpp", str(self.gguf_for(spec)), batch_rows=self.cfg.sample.batch_rows)
             return self._models[key]
+        if backend == "vllm":
+            key = f"vllm:{spec}"
+            if key not in self._models:
+                self._models.clear()
+                self.log(f"sampler: vLLM on {spec}")
+                r = self.recipe(spec)
+                self._models[key] = get_sampler(r.pop("backend"), r.pop("spec"), **r)
+            return self._models[key]
         model, tok = self.model(spec)
         return get_sampler(backend, model, tokenizer=tok, batch_rows=self.cfg.sample.batch_rows)
 
@@ -333,6 +383,11 @@ class Pipeline:
                     "api_key_env": o.api_key_env, "concurrency": o.concurrency, "timeout": o.timeout, "retries": o.retries}
         if backend == "hf":
             return {"backend": backend, "spec": spec, "batch_rows": rows, "dtype": self.cfg.dtype}
+        if backend == "vllm":
+            from .models import resolve_model
+
+            return {"backend": backend, "spec": resolve_model(spec), "dtype": self.cfg.dtype, "seed": self.cfg.seed,
+                    "gpu_memory_utilization": self.cfg.sample.gpu_memory, "trust_remote_code": self.cfg.trust_remote_code}
         return {"backend": backend, "spec": None}
 
     def _sample(self, k):

@@ -10,6 +10,7 @@ BACKENDS = {
     "hf": "lmsi.backends.hf:HFSampler",
     "llamacpp": "lmsi.backends.llamacpp:LlamaCppSampler",
     "openai": "lmsi.backends.openai_http:OpenAISampler",
+    "vllm": "lmsi.backends.vllm:VLLMSampler",
     "fake": "lmsi.backends.fake:FakeSampler",
 }
 

@@ -12,10 +12,27 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 import torch
 
 from .base import SamplingParams, cut_at_stop, pick_tokens
+
+
+_LOG_CALLBACK = None  # kept alive: llama.cpp holds a raw pointer to it
+
+
+def _errors_only(L):
+    """A log callback passing only llama.cpp's errors: it prints hundreds of load and graph
+    lines (many at warning level) per context. LMSI_VERBOSE=1 keeps them all."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is None:
+        @L.llama_log_callback
+        def cb(level, text, _):
+            if level == 3:
+                sys.stderr.write(text.decode("utf-8", "replace"))
+        _LOG_CALLBACK = cb
+    return _LOG_CALLBACK
 
 
 class LlamaCppSampler:
@@ -27,6 +44,8 @@ class LlamaCppSampler:
         except ImportError:
             raise RuntimeError("the llamacpp backend needs llama-cpp-python: pip install 'lmsi[llamacpp]'") from None
         self.L = L
+        if not os.environ.get("LMSI_VERBOSE"):
+            L.llama_log_set(_errors_only(L), ctypes.c_void_p(0))
         L.llama_backend_init()
         params = L.llama_model_default_params()
         self.model = L.llama_model_load_from_file(str(model).encode(), params)
@@ -72,30 +91,30 @@ class LlamaCppSampler:
         n = self.L.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
         return buf.raw[:n]
 
-    def _decode(self, items: list[tuple[int, int, int, bool]]) -> list[int]:
+    def _decode(self, items: list[tuple[int, int, int, bool]]) -> torch.Tensor:
         """Decode (token, pos, seq, want_logits) items in chunks of the batch size; returns the
-        logit row index (within the last chunk) of each item that asked for logits."""
-        L, rows = self.L, []
+        logits of the items that asked for them, in item order (across all chunks)."""
+        L, out = self.L, []
         for start in range(0, len(items), 512):
             chunk = items[start : start + 512]
             b = self.batch
             b.n_tokens = len(chunk)
-            rows = []
-            for i, (tok, pos, seq, out) in enumerate(chunk):
-                b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = tok, pos, 1, seq, out
-                if out:
-                    rows.append(i)
+            wanted = 0
+            for i, (tok, pos, seq, want) in enumerate(chunk):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.seq_id[i][0], b.logits[i] = tok, pos, 1, seq, want
+                wanted += bool(want)
             if L.llama_decode(self.ctx, b) != 0:
                 raise RuntimeError("llama.cpp decode failed (context full?)")
-        return rows
+            if wanted:
+                out.append(self._logits(wanted))
+        return torch.cat(out) if out else torch.empty(0, self.n_vocab)
 
-    def _logits(self, rows: list[int]) -> torch.Tensor:
+    def _logits(self, n: int) -> torch.Tensor:
+        """The last decode's n output rows (llama.cpp stores them in batch order)."""
         ptr = self.L.llama_get_logits(self.ctx)
-        n = max(rows) + 1 if rows else 0
-        # outputs are stored in batch order of the items that asked for logits
         flat = torch.frombuffer((ctypes.c_float * (n * self.n_vocab)).from_address(ctypes.addressof(ptr.contents)),
-                                dtype=torch.float32).view(-1, self.n_vocab)
-        return flat[: len(rows)].clone()
+                                dtype=torch.float32).view(n, self.n_vocab)
+        return flat.clone()
 
     # -- sampling --------------------------------------------------------------
     @torch.inference_mode()
@@ -135,7 +154,7 @@ class LlamaCppSampler:
             seq = 1 + j * n
             L.llama_memory_seq_cp(self.mem, 0, seq, -1, -1)
             items += [(t, p, seq, p == len(x) - 1) for p, t in enumerate(x[lcp:], start=lcp)]
-        logits = self._logits(self._decode(items)).repeat_interleave(n, 0)
+        logits = self._decode(items).repeat_interleave(n, 0)
         for j in range(len(ids)):
             for k in range(1, n):
                 L.llama_memory_seq_cp(self.mem, 1 + j * n, 1 + j * n + k, -1, -1)
@@ -159,11 +178,10 @@ class LlamaCppSampler:
                 still.append((r, t))
             if not still or step == params.max_new_tokens - 1:
                 break
-            rows_out = self._decode([(t, pos[r], 1 + r, True) for r, t in still])
+            logits = self._decode([(t, pos[r], 1 + r, True) for r, t in still])
             for r, _ in still:
                 pos[r] += 1
             alive = [r for r, _ in still]
-            logits = self._logits(rows_out)
         texts = [cut_at_stop(p.decode("utf-8", "replace"), params.stop)[0] for p in pieces]
         return [texts[j * n : (j + 1) * n] for j in range(len(ids))]
 
