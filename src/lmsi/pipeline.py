@@ -29,13 +29,9 @@ NEEDS = {"vote": "sample", "build": "vote", "train": "build", "eval": "train"}
 
 def make_task(cfg: RunConfig, name: str):
     """A registered task, or a file:/hf: task with the config's field mapping."""
-    from .tasks import get_task
+    from .tasks import task_from_data
 
-    d = cfg.data
-    if not name.startswith(("file:", "hf:")):
-        return get_task(name)
-    return get_task(name, question_field=d.question_field, answer_field=d.answer_field,
-                    choices_field=d.choices_field, answer_type=d.answer_type)
+    return task_from_data(name, vars(cfg.data))
 
 
 class Pipeline:

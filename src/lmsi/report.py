@@ -18,13 +18,10 @@ MODE_NAMES = {"greedy_cot": "greedy CoT", "sc": "self-consistency maj@m", "direc
 
 
 def task_from_config(cfg: dict):
-    from .tasks import get_task
+    from .tasks import task_from_data
 
     d = cfg.get("data", {})
-    name = d.get("task", "arith")
-    if name.startswith(("file:", "hf:")):
-        return get_task(name, **{k: d[k] for k in ("question_field", "answer_field", "choices_field", "answer_type") if k in d})
-    return get_task(name)
+    return task_from_data(d.get("task", "arith"), d)
 
 
 def _load(path: Path):

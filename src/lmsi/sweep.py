@@ -77,7 +77,6 @@ def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log
     axes, rest = parse_axes(specs)
     axes = _order_grid(axes)
     grid = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
-    m_max = max((int(v) for v in axes.get("sample.m", [])), default=None)
     sweep_dir = Path(sweep_dir)
     points, first_eval, passes = [], None, {}
     for point in grid:
@@ -94,8 +93,6 @@ def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log
             write_jsonl(p.round_dir(1) / "samples.jsonl",
                         [{**r, "completions": r["completions"][:m], "answers": r["answers"][:m]} for r in rows])
             p.manifest.mark("round_01/sample", 0.0, shared_from=str(passes[t]), questions=len(rows))
-        elif t not in passes and m_max and cfg.sample.m != m_max:
-            raise ConfigError("internal: the first point of each temperature must use the largest m")
         log(f"== sweep point {_name(point)}")
         try:
             p.run()

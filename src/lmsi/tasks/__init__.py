@@ -28,4 +28,14 @@ def get_task(name: str, **kwargs) -> Task:
     return TASKS[name]()
 
 
-__all__ = ["ANSWER_TYPES", "FORMATS", "TASKS", "Example", "Exemplar", "FileTask", "Task", "get_task"]
+FIELD_KEYS = ("question_field", "answer_field", "choices_field", "answer_type")
+
+
+def task_from_data(name: str, data: dict) -> Task:
+    """The task a config's `data` section names; its field mapping applies to file:/hf: tasks only."""
+    if name.startswith(("file:", "hf:")):
+        return get_task(name, **{k: data[k] for k in FIELD_KEYS if k in data})
+    return get_task(name)
+
+
+__all__ = ["ANSWER_TYPES", "FORMATS", "TASKS", "Example", "Exemplar", "FileTask", "Task", "get_task", "task_from_data"]
