@@ -59,3 +59,33 @@ def test_bench_sample_reports_ratio_against_naive(tiny_model_dir, tmp_path, monk
     assert "| naive |" in r.stdout and "| hf |" in r.stdout and "roofline" in r.stdout
     saved = list((tmp_path / "benchmarks/results").glob("sample-*.md"))
     assert saved and "Command: `lmsi" in saved[0].read_text()
+
+
+def test_sampled_first_tokens_follow_the_model_distribution(tiny_model_dir):
+    """At T>0 the fast path must not change the distribution: 3,000 one-token paths from one
+    prompt, grouped by their text, match softmax(logits / T) within 4.5 binomial standard errors
+    for the most likely texts, at top_p=1 and with a nucleus."""
+    from collections import Counter
+
+    model, tok = _load(tiny_model_dir)
+    prompt = "Q: Ben has 4 cards and finds 3 more. How many?\nA:"
+    ids = tok(prompt, return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits = model(ids).logits[0, -1]
+    s = HFSampler(model, tok, batch_rows=512)
+    n = 3000
+    for top_p in (1.0, 0.6):
+        probs = torch.softmax(logits / 0.5, -1)
+        if top_p < 1:
+            sp, si = probs.sort(descending=True)
+            keep = si[(sp.cumsum(0) - sp) < top_p]
+            probs = torch.zeros_like(probs).index_fill(0, keep, 1.0) * probs
+            probs /= probs.sum()
+        want = Counter()
+        for i in torch.nonzero(probs).flatten().tolist():
+            want["" if i == tok.eos_token_id else tok.decode([i])] += float(probs[i])
+        got = Counter(s.generate([prompt], SamplingParams(n=n, temperature=0.5, top_p=top_p, max_new_tokens=1, seed=11))[0])
+        assert set(got) <= set(want)  # nothing outside the nucleus
+        for text, p in want.most_common(5):
+            se = (p * (1 - p) / n) ** 0.5
+            assert abs(got[text] / n - p) <= 4.5 * se + 1e-9, (top_p, text, got[text] / n, p)
