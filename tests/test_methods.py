@@ -266,6 +266,7 @@ def test_compare_runs(method_run, tmp_path):
     sizes = table["training set"]
     assert sizes[2] == f"{pairs} pairs" and sizes[3] == "4 prompts" and sizes[0].endswith("rows")
     assert "→" in table["greedy CoT: before → after (Δ)"][0]
+    assert all(" won, " in c and c.endswith("of 3") for c in table["greedy CoT: paired Δ per item [95% CI]"])
     assert "kept" in table["pseudo-label accuracy of kept questions"][0]
     assert "train.method: 'sft' -> 'dpo'" in text  # config differences are listed
     r = runner.invoke(app, ["compare", str(tmp_path)])

@@ -58,6 +58,7 @@ def run_summary(run_dir: Path) -> dict:
     return {
         "name": run_dir.name, "config": cfg, "method": _method(cfg),
         "modes": {m: ((before or {}).get(m), (after or {}).get(m)) for m in MODE_NAMES},
+        "paired": {m: paired_gain(run_dir / "eval_base" / f"{m}.jsonl", rd / "eval" / f"{m}.jsonl") for m in MODE_NAMES},
         "pseudo": pseudo_label_stats(votes, cfg.get("build", {}).get("threshold", 0.0), task_from_config(cfg)) if votes else None,
         "train_items": len(read_jsonl(build_file)) if build_file.exists() else None,
         "item_kind": {"sft": "rows", "dpo": "pairs", "grpo": "prompts"}.get(method, "rows"),
@@ -65,6 +66,27 @@ def run_summary(run_dir: Path) -> dict:
         "train_seconds": train_stage["seconds"] if train_stage else None,
         "total_seconds": sum(v["seconds"] for v in stages.values()) if stages else None,
     }
+
+
+def paired_gain(before: Path, after: Path) -> dict | None:
+    """Per-item change from the base model's verdicts to the tuned model's on the same questions:
+    mean difference with a 95% bootstrap CI, and how many items each side won."""
+    from .evaluate import bootstrap_ci
+
+    if not (before.exists() and after.exists()):
+        return None
+    a = {r["id"]: r["correct"] for r in read_jsonl(before)}
+    d = [int(r["correct"]) - int(a[r["id"]]) for r in read_jsonl(after) if r["id"] in a]
+    if not d:
+        return None
+    return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": d.count(1), "lost": d.count(-1), "n": len(d)}
+
+
+def _cell_paired(p: dict | None) -> str:
+    if not p:
+        return "–"
+    lo, hi = p["ci95"]
+    return f"{100 * p['delta']:+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]; {p['won']} won, {p['lost']} lost of {p['n']}"
 
 
 def _cell_mode(pair) -> str:
@@ -89,7 +111,9 @@ def _secs(x: float | None) -> str:
 def format_comparison(runs: list[dict]) -> str:
     shown = [m for m in MODE_NAMES if any(r["modes"][m] != (None, None) for r in runs)]
     rows = [("method", [r["method"] for r in runs])]
-    rows += [(f"{MODE_NAMES[m]}: before → after (Δ)", [_cell_mode(r["modes"][m]) for r in runs]) for m in shown]
+    for m in shown:
+        rows.append((f"{MODE_NAMES[m]}: before → after (Δ)", [_cell_mode(r["modes"][m]) for r in runs]))
+        rows.append((f"{MODE_NAMES[m]}: paired Δ per item [95% CI]", [_cell_paired(r["paired"][m]) for r in runs]))
     rows += [
         ("pseudo-label accuracy of kept questions", [_cell_pseudo(r["pseudo"]) for r in runs]),
         ("training set", ["–" if r["train_items"] is None else f"{r['train_items']} {r['item_kind']}" for r in runs]),
