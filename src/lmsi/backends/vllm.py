@@ -1,4 +1,4 @@
-"""vLLM sampler for GPU machines (`pip install vllm`; needs CUDA).
+"""vLLM sampler for GPU machines (`pip install 'lmsi[vllm]'`; needs CUDA).
 
 vLLM already does what the m-paths workload needs: prefix caching shares the few-shot prompt
 across questions and paths, continuous batching drops finished paths, and `n` samples per
