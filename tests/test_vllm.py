@@ -79,3 +79,11 @@ def test_real_vllm_greedy_matches_hf(tiny_model_dir):
     model, tok = load_model(str(tiny_model_dir), "float32")
     h = get_sampler("hf", model, tokenizer=tok).generate(prompts, params)
     assert v == h
+
+
+def test_greedy_asks_for_one_path_and_copies_it(stand_in):
+    s = get_sampler("vllm", "m")
+    params = SamplingParams(n=3, temperature=0.0, seed=0)
+    _, reqs = s.requests(["x"], params)
+    assert [r.n for r in reqs] == [1]  # some vLLM versions refuse n>1 at temperature 0
+    assert s.generate(["x"], params) == [["x|T=0.0|s=0|0"] * 3]

@@ -33,9 +33,9 @@ class VLLMSampler:
         texts, kinds = [], []
         for i, p in enumerate(prompts):
             seed = params.seed * 1_000_003 + i
-            if params.temperature <= 0:
+            if params.temperature <= 0:  # greedy paths are identical: decode one, copy it n times
                 texts.append(p)
-                kinds.append(sp(n=params.n, temperature=0.0, seed=seed, **common))
+                kinds.append(sp(n=1, temperature=0.0, seed=seed, **common))
                 continue
             if params.greedy_first:
                 texts.append(p)
@@ -49,7 +49,9 @@ class VLLMSampler:
         texts, kinds = self.requests(prompts, params)
         outs = self.llm.generate(texts, kinds, use_tqdm=False)
         paths = [[c.text for c in o.outputs] for o in outs]
-        if params.greedy_first and params.temperature > 0:
+        if params.temperature <= 0:
+            paths = [p * params.n for p in paths]
+        elif params.greedy_first:
             merged, it = [], iter(paths)
             for _ in prompts:
                 first = next(it)
