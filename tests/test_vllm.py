@@ -43,7 +43,7 @@ def test_requests_keep_greedy_first_and_seed_per_prompt(stand_in):
     assert [len(o) for o in out] == [3, 3]
     assert out[0][0].startswith("a|T=0.0") and all(p.startswith("a|T=0.7") for p in out[0][1:])
     assert out[1][0].startswith("b|T=0.0") and all(p.startswith("b|T=0.7") for p in out[1][1:])
-    _, reqs = s.requests(["a", "b"], params)
+    _, _, reqs = s.requests(["a", "b"], params)
     assert reqs[0].stop == ["\n\n"] and reqs[0].max_tokens == 9
     assert reqs[1].seed != reqs[3].seed  # prompt a's and prompt b's paths draw from different seeds
 
@@ -84,6 +84,6 @@ def test_real_vllm_greedy_matches_hf(tiny_model_dir):
 def test_greedy_asks_for_one_path_and_copies_it(stand_in):
     s = get_sampler("vllm", "m")
     params = SamplingParams(n=3, temperature=0.0, seed=0)
-    _, reqs = s.requests(["x"], params)
+    _, _, reqs = s.requests(["x"], params)
     assert [r.n for r in reqs] == [1]  # some vLLM versions refuse n>1 at temperature 0
     assert s.generate(["x"], params) == [["x|T=0.0|s=0|0"] * 3]

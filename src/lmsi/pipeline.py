@@ -61,15 +61,19 @@ class Pipeline:
                 t.exemplars = exemplars
 
     # -- config echo and resume guard -----------------------------------
+    @staticmethod
+    def saved_config(run_dir: Path) -> dict:
+        """A run directory's config.yaml; keys added to lmsi after the run started read as their defaults."""
+        from .config import _merge
+
+        return _merge(RunConfig().to_dict(), yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {})
+
     def _check_config(self, force: bool) -> None:
         path = self.run_dir / "config.yaml"
         new = self.cfg.to_dict()
         if path.exists():
-            from .config import _merge
-
-            # keys added to lmsi after the run started compare as their defaults, and the run
-            # directory itself may be named by another path: neither blocks a resume
-            old = _merge(RunConfig().to_dict(), yaml.safe_load(path.read_text()) or {})
+            # the run directory itself may be named by another path: that does not block a resume
+            old = self.saved_config(self.run_dir)
             diff = [d for d in diff_configs(old, new) if not d.startswith("run_dir:")]
             if diff and not force:
                 raise ConfigError(
@@ -85,15 +89,10 @@ class Pipeline:
         """Borrow another run's base eval and round-1 samples (same model, data, sampling and eval
         config), so methods that differ only after sampling are compared on one sample budget.
         Borrowed stages keep the source's wall time in the manifest; returns their names."""
-        import shutil
-
-        from .config import _merge
-
         src = Path(src)
         if not (src / "config.yaml").exists():
             raise InputError(f"{src}: no config.yaml; is this an lmsi run directory?")
-        theirs = _merge(RunConfig().to_dict(), yaml.safe_load((src / "config.yaml").read_text()) or {})
-        diff = [d for d in diff_configs(theirs, self.cfg.to_dict())
+        diff = [d for d in diff_configs(self.saved_config(src), self.cfg.to_dict())
                 if d.split(":")[0].startswith(self.SAMPLE_KEYS)]
         if diff:
             raise ConfigError(f"cannot reuse the samples of {src}: its config differs in\n  " + "\n  ".join(diff))
@@ -105,20 +104,27 @@ class Pipeline:
         for stage, paths in moved.items():
             if stage not in stages or self.manifest.done(stage):
                 continue
-            for rel in paths:
-                a, b = src / rel, self.run_dir / rel
-                if a.is_dir():
-                    shutil.copytree(a, b, dirs_exist_ok=True)
-                elif a.exists():
-                    b.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(a, b)
             info = {k: v for k, v in stages[stage].items() if k not in ("seconds", "finished")}
-            self.manifest.mark(stage, stages[stage]["seconds"], reused_from=str(src), **info)
+            self.copy_stage(src, stage, paths, stages[stage]["seconds"], reused_from=str(src), **info)
             taken.append(stage)
         if "round_01/sample" not in taken and not self.manifest.done("round_01/sample"):
             raise InputError(f"{src} has not finished sampling round 1; nothing to reuse")
         self.log(f"reused from {src}: {', '.join(taken) or 'nothing (already done here)'}")
         return taken
+
+    def copy_stage(self, src: Path, stage: str, files: list[str], seconds: float = 0.0, **info) -> None:
+        """Copy another run's outputs of a finished stage (files or folders, relative to the run
+        directory) into this one and mark the stage done here."""
+        import shutil
+
+        for rel in files:
+            a, b = Path(src) / rel, self.run_dir / rel
+            if a.is_dir():
+                shutil.copytree(a, b, dirs_exist_ok=True)
+            elif a.exists():
+                b.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(a, b)
+        self.manifest.mark(stage, seconds, **info)
 
     # -- data -----------------------------------------------------------
     @functools.cached_property
@@ -273,18 +279,11 @@ class Pipeline:
                 return get_sampler("openai", None, base_urls=o.base_urls, served_model=o.served_model,
                                    api_key_env=o.api_key_env, concurrency=o.concurrency, timeout=o.timeout,
                                    retries=o.retries)
-        if backend == "llamacpp":
-            key = f"llamacpp:{spec}"
+        if backend in ("llamacpp", "vllm"):
+            key = f"{backend}:{spec}"
             if key not in self._models:
                 self._models.clear()  # one model in memory: the torch copy is not needed here
-                self.log(f"sampler: llama.cpp on {spec}")
-                self._models[key] = get_sampler("llamacpp", str(self.gguf_for(spec)), batch_rows=self.cfg.sample.batch_rows)
-            return self._models[key]
-        if backend == "vllm":
-            key = f"vllm:{spec}"
-            if key not in self._models:
-                self._models.clear()
-                self.log(f"sampler: vLLM on {spec}")
+                self.log(f"sampler: {'llama.cpp' if backend == 'llamacpp' else 'vLLM'} on {spec}")
                 r = self.recipe(spec)
                 self._models[key] = get_sampler(r.pop("backend"), r.pop("spec"), **r)
             return self._models[key]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 from pathlib import Path
 
 from .config import ConfigError, load_config
@@ -59,18 +58,6 @@ def _name(point: dict[str, str]) -> str:
     return "_".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
 
 
-def _copy_stage(src: Path, p, stage: str, files: list[str]) -> None:
-    """Copy a finished stage's outputs into pipeline p's run dir and mark it done there (shared)."""
-    dst = p.run_dir
-    for f in files:
-        if (src / f).is_dir():
-            shutil.copytree(src / f, dst / f, dirs_exist_ok=True)
-        elif (src / f).exists():
-            (dst / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src / f, dst / f)
-    p.manifest.mark(stage, 0.0, shared_from=str(src))
-
-
 def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log=print) -> str:
     from .pipeline import Pipeline
 
@@ -84,7 +71,7 @@ def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log
         cfg.run_dir = str(sweep_dir / _name(point))
         p = Pipeline(cfg, log=log)
         if first_eval and not p.manifest.done("eval_base"):
-            _copy_stage(first_eval, p, "eval_base", ["eval_base"])
+            p.copy_stage(first_eval, "eval_base", ["eval_base"], shared_from=str(first_eval))
         # one sampling pass per temperature, at the largest m of the sweep
         t = cfg.sample.temperature
         if t in passes and not p.manifest.done("round_01/sample"):

@@ -25,38 +25,31 @@ class VLLMSampler:
                             enable_prefix_caching=True, gpu_memory_utilization=gpu_memory_utilization,
                             max_model_len=max_model_len, trust_remote_code=trust_remote_code)
 
-    def requests(self, prompts: list[str], params) -> tuple[list[str], list]:
-        """One request per prompt; with greedy_first, a greedy request for path 0 and a sampled one
-        for the other n-1 paths (vLLM's n shares one temperature)."""
+    def requests(self, prompts: list[str], params) -> tuple[list[int], list[str], list]:
+        """Requests as (owning prompt index, prompt, vLLM params). A greedy path is its own n=1
+        request (vLLM's n shares one temperature, and greedy paths are identical anyway); the
+        sampled paths of a prompt are one request with n = the rest."""
         sp = self.vllm.SamplingParams
         common = dict(top_p=params.top_p, max_tokens=params.max_new_tokens, stop=list(params.stop) or None)
-        texts, kinds = [], []
+        greedy = params.temperature <= 0 or params.greedy_first
+        sampled = 0 if params.temperature <= 0 else params.n - params.greedy_first
+        owners, texts, kinds = [], [], []
         for i, p in enumerate(prompts):
             seed = params.seed * 1_000_003 + i
-            if params.temperature <= 0:  # greedy paths are identical: decode one, copy it n times
-                texts.append(p)
-                kinds.append(sp(n=1, temperature=0.0, seed=seed, **common))
-                continue
-            if params.greedy_first:
-                texts.append(p)
-                kinds.append(sp(n=1, temperature=0.0, seed=seed, **common))
-            if params.n - params.greedy_first > 0:
-                texts.append(p)
-                kinds.append(sp(n=params.n - params.greedy_first, temperature=params.temperature, seed=seed, **common))
-        return texts, kinds
+            for n, temperature in ((int(greedy), 0.0), (sampled, params.temperature)):
+                if n:
+                    owners.append(i)
+                    texts.append(p)
+                    kinds.append(sp(n=n, temperature=temperature, seed=seed, **common))
+        return owners, texts, kinds
 
     def generate(self, prompts: list[str], params, progress=None) -> list[list[str]]:
-        texts, kinds = self.requests(prompts, params)
-        outs = self.llm.generate(texts, kinds, use_tqdm=False)
-        paths = [[c.text for c in o.outputs] for o in outs]
+        owners, texts, kinds = self.requests(prompts, params)
+        paths: list[list[str]] = [[] for _ in prompts]
+        for i, o in zip(owners, self.llm.generate(texts, kinds, use_tqdm=False)):
+            paths[i] += [c.text for c in o.outputs]
         if params.temperature <= 0:
             paths = [p * params.n for p in paths]
-        elif params.greedy_first:
-            merged, it = [], iter(paths)
-            for _ in prompts:
-                first = next(it)
-                merged.append(first + (next(it) if params.n > 1 else []))
-            paths = merged
         if progress:
             progress(len(prompts))
         return paths
