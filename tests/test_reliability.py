@@ -120,3 +120,27 @@ def test_training_resumes_from_checkpoint_to_identical_weights(tiny_model_dir, t
     a = (tmp_path / "a/model/model.safetensors").read_bytes()
     assert a == (tmp_path / "b/model/model.safetensors").read_bytes()
     assert not ckpt.exists()  # checkpoints are removed once the merged model is saved
+
+
+def test_models_are_put_on_the_gpu_when_there_is_one(tiny_model_dir, monkeypatch):
+    """Before this, a GPU box sampled and evaluated on its CPU (found on an H100)."""
+    import torch
+
+    from lmsi.models import load_model
+
+    moved = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.nn.Module, "to", lambda self, *a, **k: moved.append(a) or self)
+    load_model(str(tiny_model_dir), "float32")
+    assert ("cuda",) in moved
+
+
+def test_training_batches_whole_on_gpu_and_one_row_at_a_time_on_cpu(monkeypatch):
+    import torch
+
+    from lmsi.train import batch_shape
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert batch_shape(16) == {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 16}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert batch_shape(16) == {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 1}

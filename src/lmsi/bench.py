@@ -36,7 +36,7 @@ def naive_generate(model, tok, prompts: list[str], params: SamplingParams) -> li
     torch.manual_seed(params.seed)
     out = []
     for p in prompts:
-        ids = tok(p, return_tensors="pt", add_special_tokens=False)
+        ids = tok(p, return_tensors="pt", add_special_tokens=False).to(model.device)
         with torch.inference_mode():
             gen = model.generate(**ids, do_sample=params.temperature > 0, temperature=params.temperature or None,
                                  top_p=params.top_p, top_k=0, max_new_tokens=params.max_new_tokens,

@@ -241,6 +241,8 @@ def load_model(spec: str, dtype: str = "auto", trust_remote_code: bool = False):
     model = AutoModelForCausalLM.from_pretrained(
         path, dtype=getattr(torch, pick_dtype(dtype)), use_safetensors=True, trust_remote_code=trust_remote_code
     )
+    if torch.cuda.is_available():  # sampling and eval on the GPU; CUDA_VISIBLE_DEVICES="" keeps a run on CPU
+        model.to("cuda")
     model.eval()
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

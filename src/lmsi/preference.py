@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import TrainConfig
 from .io import read_jsonl
 from .tasks import Task
-from .train import common_args, lora_config, resume_from, save_outputs
+from .train import batch_shape, common_args, lora_config, resume_from, save_outputs
 from .vote import majority
 
 
@@ -101,7 +101,7 @@ def train_dpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
     pairs = _rows(round_dir / "pairs.jsonl", "confident question had a minority path to reject")
     model.train()
     args = DPOConfig(
-        per_device_train_batch_size=1, gradient_accumulation_steps=cfg.batch_size,  # as SFT: one optimizer step per batch_size items
+        **batch_shape(cfg.batch_size),  # as SFT: one optimizer step per batch_size items
         beta=cfg.dpo_beta, max_length=cfg.max_length, **common_args(model, round_dir, cfg, seed),
     )
     trainer = DPOTrainer(

@@ -108,6 +108,16 @@ def common_args(model, round_dir: Path, cfg: TrainConfig, seed: int) -> dict:
     )
 
 
+def batch_shape(batch_size: int) -> dict:
+    """One optimizer step per `batch_size` items. CPU: micro-batches of 1 (no padding compute,
+    which dominates there). GPU: the whole batch at once (16 sequential micro-batches ran
+    2.5 s/step on an H100, launch-bound)."""
+    import torch
+
+    per_device = batch_size if torch.cuda.is_available() else 1
+    return dict(per_device_train_batch_size=per_device, gradient_accumulation_steps=batch_size // per_device)
+
+
 CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "rng_state.pth")
 
 
@@ -187,9 +197,8 @@ def _train_sft(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path
         from peft import get_peft_model
 
         model = get_peft_model(model, lora_config(cfg))
-    args = TrainingArguments(per_device_train_batch_size=1, gradient_accumulation_steps=cfg.batch_size,
-                             remove_unused_columns=False, **common_args(model, round_dir, cfg, seed))
-    # batch size 1 + accumulation: no padding compute, which dominates on CPU
+    args = TrainingArguments(**batch_shape(cfg.batch_size), remove_unused_columns=False,
+                             **common_args(model, round_dir, cfg, seed))
     weighted = cfg.weighting == "confidence"
     trainer_cls = _weighted_trainer_class() if weighted else Trainer
     trainer = trainer_cls(model=model, args=args, train_dataset=tokenize_rows(tok, rows, cfg.max_length, weighted),
