@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issue #10's reference experiment: the exact commands behind docs/results.md.
+# Every step is resumable: rerun the script (or one step) and finished work is skipped.
+#
+#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith gsm8k15 (default: all)
+#
+# Env: R (runs folder, default runs/ref), M05 / M15 (model specs, default the embedded GGUFs),
+# EXTRA (overrides added to every command, e.g. "sample.batch_rows=1024" on a GPU).
+# On a 2-core CPU the whole set takes days; on one H100 about an hour.
+set -euo pipefail
+R=${R:-runs/ref}
+M05=${M05:-embedded:qwen2.5-coder-0.5b}
+M15=${M15:-embedded:qwen2.5-coder-1.5b}
+G="sample.max_new_tokens=256 sample.shots=4 ${EXTRA:-}"
+L=${LMSI:-lmsi}
+
+signals() {  # the vote signal of model $1 (tag $2) on the candidate tasks, m=32 on 150 questions
+  for t in multiarith gsm8k aqua arc_challenge arith; do
+    $L signal --task "$t" --paths 32 --limit 150 -m "$1" -r "$R/signal_$2_$t" $G
+  done
+}
+
+step() {
+  case $1 in
+    signal05) signals "$M05" 05 ;;
+    signal15) signals "$M15" 15 ;;
+    # the strongest real-benchmark signal of the 0.5B: three rounds on the same 299 unlabeled
+    # MultiArith questions (one near-duplicate of a test question dropped), scored on all 300 test ones
+    multiarith) $L run -r "$R/multiarith_05" model="$M05" data.task=multiarith data.limit=0 data.overlap=drop \
+      loop.rounds=3 loop.questions=same loop.stop=false sample.m=32 build.max_rows=2000 build.max_paths=4 \
+      eval.limit=0 "eval.modes=[greedy_cot,sc,direct]" eval.sc_m=16 train.batch_size=16 $G ;;
+    # the paper's flagship with the 1.5B: 2,000 unlabeled train questions, full 1,319-question test
+    gsm8k15) $L run -r "$R/gsm8k_15" model="$M15" data.task=gsm8k data.limit=2000 sample.m=16 \
+      build.max_rows=4000 build.max_paths=4 eval.limit=0 "eval.modes=[greedy_cot,sc]" eval.sc_m=8 \
+      train.batch_size=16 $G ;;
+    *) echo "unknown step: $1 (signal05 signal15 multiarith gsm8k15)" >&2; exit 2 ;;
+  esac
+}
+
+for s in "${@:-signal05 signal15 multiarith gsm8k15}"; do
+  for one in $s; do step "$one"; done
+done
