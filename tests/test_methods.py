@@ -299,3 +299,24 @@ def test_samples_from_reuses_one_sample_budget(method_run, tmp_path):
     r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "other"), f"model={cfg['model']}", "backend=fake",
                             *SMALL, "sample.m=3", "--samples-from", str(src)])
     assert r.exit_code == 2 and "sample.m" in r.output and not (tmp_path / "other/round_01").exists()
+
+
+def test_results_page_gathers_signal_eval_and_run_dirs_with_their_commands(method_run, tmp_path, monkeypatch):
+    import sys
+
+    sig, ev = tmp_path / "sig", tmp_path / "ev"
+    for args in (["signal", "--task", "arith", "--paths", "2", "--limit", "4", "-r", str(sig), "backend=fake"],
+                 ["eval", "--task", "arith", "--limit", "4", "-r", str(ev), "backend=fake"]):
+        monkeypatch.setattr(sys, "argv", ["lmsi", *args])  # what the console script sees
+        assert runner.invoke(app, args).exit_code == 0
+    out = tmp_path / "docs" / "results.md"
+    r = runner.invoke(app, ["results", str(sig), str(ev), str(method_run("sft")), "--out", str(out),
+                            "--alias", "embedded:qwen2.5-coder-0.5b=Qwen 0.5B"])
+    assert r.exit_code == 0, r.output
+    page = out.read_text()
+    assert "## Vote signal" in page and "| arith (train) | `Qwen 0.5B` | 4 | 2 |" in page
+    assert "## Reference accuracy" in page and f"-r {ev} backend=fake" in page  # the recorded command
+    assert "## Self-improvement run: sft" in page and "### Held-out accuracy" in page
+    assert (out.parent / "results-sft.png").exists() and "](results-sft.png)" in page and "](report.png)" not in page
+    bad = runner.invoke(app, ["results", str(tmp_path), "--out", str(out)])
+    assert bad.exit_code == 2 and "not a finished lmsi run" in bad.output

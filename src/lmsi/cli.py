@@ -39,7 +39,19 @@ def _pipeline(config, run_dir, overrides, force=False):
     cfg = load_config(config, overrides or [], base=base)
     if run_dir:
         cfg.run_dir = str(run_dir)
-    return Pipeline(cfg, force=force, log=lambda m: console.print(m, style="dim", markup=False, highlight=False))
+    p = Pipeline(cfg, force=force, log=lambda m: console.print(m, style="dim", markup=False, highlight=False))
+    _record_command(p.run_dir)
+    return p
+
+
+def _record_command(run_dir: Path) -> None:
+    """Append this invocation to commands.txt, so results pages can cite the exact command."""
+    import shlex
+    import sys
+    import time
+
+    with open(Path(run_dir) / "commands.txt", "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}  {shlex.join(['lmsi', *sys.argv[1:]])}\n")
 
 
 def _guard(fn):
@@ -270,6 +282,31 @@ def compare(run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", hel
         if out:
             atomic_write_text(out, text)
             console.print(f"comparison: {out}")
+    _guard(go)
+
+
+@app.command()
+def results(run_dirs: list[Path] = typer.Argument(..., metavar="DIR...", help="lmsi signal, lmsi eval --task and lmsi run directories."),
+            out: Path = typer.Option(Path("docs/results.md"), "--out", "-o", help="The page to write (plots are copied beside it)."),
+            alias: Optional[list[str]] = typer.Option(None, "--alias", help="PATH=NAME: show a model recorded as PATH (e.g. a copy on a GPU box) as NAME.")):
+    """Write one results page from many runs: a vote-signal table (lmsi signal dirs), a reference
+    accuracy table (lmsi eval --task dirs) and the report of each self-improvement run, each
+    with the command that produced it.
+
+    Example:\n
+      lmsi results runs/ref/signal_* runs/ref/multiarith_05 --out docs/results.md
+    """
+    def go():
+        from .io import InputError, atomic_write_text
+        from .results import build_results
+
+        bad = [a for a in alias or [] if "=" not in a]
+        if bad:
+            raise InputError(f"--alias takes PATH=NAME, not {bad[0]!r}")
+        aliases = dict(a.split("=", 1) for a in alias or [])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, build_results(run_dirs, out, aliases) + "\n")
+        console.print(f"results: {out}")
     _guard(go)
 
 
