@@ -17,15 +17,21 @@ from pathlib import Path
 from .backends import SamplingParams, cut_at_stop
 
 
-def matmul_gflops(dtype_name: str, n: int = 1024, reps: int = 3) -> float:
+def matmul_gflops(dtype_name: str, n: int = 1024, reps: int = 3, device: str = "cpu") -> float:
+    """Peak matmul rate on the device the model runs on (the roofline's ceiling)."""
     import torch
 
     dt = getattr(torch, dtype_name)
-    a, b = torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)
+    if device != "cpu":
+        n, reps = 8192, 10  # a GPU needs big products to reach its peak
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    a, b = torch.randn(n, n, dtype=dt, device=device), torch.randn(n, n, dtype=dt, device=device)
     a @ b
+    sync()
     t = time.perf_counter()
     for _ in range(reps):
         a @ b
+    sync()
     return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
@@ -59,7 +65,7 @@ def run_bench(spec: str, task_name: str, questions: int, m: int, shots: int, max
     dtype = pick_dtype("auto")
     model, tok = load_model(spec, dtype)
     n_params = sum(p.numel() for p in model.parameters())
-    peak = {d: matmul_gflops(d) for d in ("float32", "bfloat16")}
+    peak = {d: matmul_gflops(d, device=str(model.device)) for d in ("float32", "bfloat16")}
     roofline = max(peak.values()) * 1e9 / (2 * n_params)
     prompt_tokens = sum(len(tok(p, add_special_tokens=False).input_ids) for p in prompts) / len(prompts)
     results = []
