@@ -23,8 +23,11 @@ def _command(d: Path) -> str:
     """The first recorded command that produced results (later lines are resumes and reports)."""
     path = d / "commands.txt"
     lines = path.read_text().splitlines() if path.exists() else []
-    made = [ln.split("  ", 1)[1] for ln in lines if "  lmsi " in ln and ln.split("  lmsi ", 1)[1].split(" ")[0] != "report"]
-    return made[0] if made else "(not recorded)"
+    for line in lines:
+        cmd = line.split("  ", 1)[-1]  # "<timestamp>  lmsi <subcommand> ..."
+        if cmd.startswith("lmsi ") and cmd.split()[1:2] != ["report"]:
+            return cmd
+    return "(not recorded)"
 
 
 def _seconds(d: Path) -> float:
