@@ -30,3 +30,24 @@ def test_embedded_model_end_to_end(tmp_path):
     summary = json.loads((rd / "round_01/eval/summary.json").read_text())
     assert {"greedy_cot", "sc", "direct"} <= set(summary)
     assert (rd / "report.png").exists() and "before" in (rd / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_embedded_model_every_training_method(tmp_path):
+    """Confidence-weighted SFT samples once; DPO and GRPO train on its samples (--samples-from)."""
+    common = ["data.limit=2", "sample.m=4", "sample.temperature=1.0", "sample.max_new_tokens=48", "sample.shots=2",
+              "eval.limit=1", "eval.modes=[greedy_cot]", "build.threshold=0.0", "build.max_rows=1",
+              "build.reject_unextractable=true", "train.batch_size=1"]
+    runs = {"sft_weighted": ["train.weighting=confidence"], "dpo": ["train.method=dpo"],
+            "grpo": ["train.method=grpo", "train.grpo_generations=2", "train.grpo_max_tokens=8"]}
+    for name, extra in runs.items():
+        reuse = [] if name == "sft_weighted" else ["--samples-from", str(tmp_path / "sft_weighted")]
+        r = CliRunner().invoke(app, ["run", "--run-dir", str(tmp_path / name), *common, *extra, *reuse])
+        assert r.exit_code == 0, f"{name}: {r.output}"
+        rd = tmp_path / name / "round_01"
+        log = [json.loads(l) for l in (rd / "train_log.jsonl").read_text().splitlines()]
+        assert any("loss" in h for h in log), name
+        assert (rd / "model/model.safetensors").exists(), name
+        assert "greedy_cot" in json.loads((rd / "eval/summary.json").read_text()), name
+    assert (tmp_path / "dpo/round_01/pairs.jsonl").read_text().strip()
+    assert any("reward" in json.loads(l) for l in (tmp_path / "grpo/round_01/train_log.jsonl").read_text().splitlines())
