@@ -8,12 +8,11 @@ eval/, votes.jsonl, the build file and train_log.jsonl); like the report, it nev
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .build import BUILD_FILES
 from .config import diff_configs
-from .io import InputError, read_jsonl
+from .io import InputError, read_json, read_jsonl
 from .report import MODE_NAMES, pseudo_label_stats, task_from_config
 
 TRAINED_ROUND = "round_01"
@@ -23,10 +22,6 @@ def trained_round(run_dir: Path) -> Path:
     """The last round whose tuned model was evaluated (round_01 if none yet)."""
     done = [d for d in sorted(Path(run_dir).glob("round_[0-9][0-9]")) if (d / "eval" / "summary.json").exists()]
     return done[-1] if done else Path(run_dir) / TRAINED_ROUND
-
-
-def _load(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _acc(s: dict | None) -> str:
@@ -44,13 +39,13 @@ def _method(cfg: dict) -> str:
 def run_summary(run_dir: Path) -> dict:
     """The numbers one column of the comparison shows, read from one run directory."""
     run_dir = Path(run_dir)
-    cfg = _load(run_dir / "config.json")
+    cfg = read_json(run_dir / "config.json")
     if cfg is None:
         raise InputError(f"{run_dir}: no config.json; is this an lmsi run directory?")
     rd = trained_round(run_dir)
     method = cfg.get("train", {}).get("method", "sft")
-    stages = (_load(run_dir / "manifest.json") or {"stages": {}})["stages"]
-    before, after = _load(run_dir / "eval_base" / "summary.json"), _load(rd / "eval" / "summary.json")
+    stages = (read_json(run_dir / "manifest.json") or {"stages": {}})["stages"]
+    before, after = read_json(run_dir / "eval_base" / "summary.json"), read_json(rd / "eval" / "summary.json")
     votes = read_jsonl(rd / "votes.jsonl") if (rd / "votes.jsonl").exists() else []
     build_file = rd / BUILD_FILES.get(method, "train.jsonl")
     log = read_jsonl(rd / "train_log.jsonl") if (rd / "train_log.jsonl").exists() else []

@@ -7,11 +7,10 @@ model's own votes on fresh questions), and what each round's training set looked
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .evaluate import probe_agreement
-from .io import atomic_write_text, read_jsonl
+from .io import atomic_write_text, read_json, read_jsonl
 
 MODE_NAMES = {"greedy_cot": "greedy CoT", "sc": "self-consistency maj@m", "direct": "direct answer",
               "zeroshot_cot": "zero-shot CoT"}
@@ -22,10 +21,6 @@ def task_from_config(cfg: dict):
 
     d = cfg.get("data", {})
     return task_from_data(d.get("task", "arith"), d)
-
-
-def _load(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -68,12 +63,12 @@ def format_table(before: dict | None, after: dict | None, label: str = "before")
 # ---------------------------------------------------------------------------
 def collect_rounds(run_dir: Path, task, threshold: float) -> list[dict]:
     """One dict per round directory: its data stats, its model's eval and label-free agreement."""
-    manifest = _load(run_dir / "manifest.json") or {"stages": {}}
+    manifest = read_json(run_dir / "manifest.json") or {"stages": {}}
     rounds = []
     for rd in sorted(run_dir.glob("round_[0-9][0-9]")):
         votes = _jsonl(rd / "votes.jsonl")
         rounds.append({
-            "k": int(rd.name[-2:]), "eval": _load(rd / "eval" / "summary.json"), "probe": probe_agreement(rd / "eval"),
+            "k": int(rd.name[-2:]), "eval": read_json(rd / "eval" / "summary.json"), "probe": probe_agreement(rd / "eval"),
             "data": pseudo_label_stats(votes, threshold, task) if votes else None,
             "rows": len(_jsonl(rd / "train.jsonl")), "log": _jsonl(rd / "train_log.jsonl"),
             "votes": votes, "trained": f"{rd.name}/train" in manifest["stages"],
@@ -205,11 +200,11 @@ def _training_set_line(rd: Path, method: str, train_rows: list[dict]) -> str:
 def build_report(run_dir: Path) -> str:
     """Write report.md (+ report.png) and return the before/after table."""
     run_dir = Path(run_dir)
-    cfg = _load(run_dir / "config.json") or {}
+    cfg = read_json(run_dir / "config.json") or {}
     task = task_from_config(cfg)
     threshold = cfg.get("build", {}).get("threshold", 0.0)
-    before = _load(run_dir / "eval_base" / "summary.json")
-    student_before = _load(run_dir / "eval_student" / "summary.json")
+    before = read_json(run_dir / "eval_base" / "summary.json")
+    student_before = read_json(run_dir / "eval_student" / "summary.json")
     rounds = collect_rounds(run_dir, task, threshold)
     done = [r for r in rounds if r["trained"] and r["eval"]]
     after = done[-1]["eval"] if done else None
@@ -226,7 +221,7 @@ def build_report(run_dir: Path) -> str:
         n = next(iter(v for v in before.values() if isinstance(v, dict) and "n" in v))["n"]
         split = task.resolve_split(cfg.get("eval", {}).get("split", "auto"), "eval") if not cfg.get("eval", {}).get("task") else cfg["eval"]["task"]
         lines += [f"n = {n} held-out questions ({split} split).", ""]
-    loop = _load(run_dir / "loop.json")
+    loop = read_json(run_dir / "loop.json")
     if rounds:
         base_probe = probe_agreement(run_dir / ("eval_student" if student_before else "eval_base"))
         lines += ["## Rounds", ""] + per_round_tables(student_before or before, base_probe, rounds, _modes(before, after)) + [""]
@@ -240,18 +235,18 @@ def build_report(run_dir: Path) -> str:
         rows = _jsonl(run_dir / f"round_{last['k']:02d}" / "train.jsonl")
         lines += [f"Training formats in round {last['k']}: {_format_counts(rows)}.", ""]
     extras = []
-    qs = (_load(run_dir / "manifest.json") or {"stages": {}})["stages"]
+    qs = (read_json(run_dir / "manifest.json") or {"stages": {}})["stages"]
     if "questions" in qs:
         q = qs["questions"]
         extras.append(f"- self-generated questions: {q['generated']} drawn, {q['kept']} kept after filters "
                       f"(rejected: {q['rejected'] or 'none'})")
     if "exemplars" in qs:
-        ex = _load(run_dir / "exemplars.json") or []
+        ex = read_json(run_dir / "exemplars.json") or []
         extras.append(f"- self-generated exemplars: {len(ex)} (mean zero-shot agreement of candidates "
                       f"{qs['exemplars']['mean_confidence']:.2f}); see exemplars.json")
     if extras:
         lines += ["## Self-generated data", ""] + extras + [""]
-    guard = _load(run_dir / "contamination.json")
+    guard = read_json(run_dir / "contamination.json")
     if guard:
         lines += ["## Contamination guard", "",
                   f"{guard['overlapping']} of {guard['eval']} eval questions overlap the {guard['pool']} unlabeled questions "

@@ -8,15 +8,10 @@ wall times). Every entry cites the command recorded in its `commands.txt`.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from .io import InputError
-
-
-def _json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+from .io import InputError, read_json
 
 
 def _command(d: Path) -> str:
@@ -31,7 +26,7 @@ def _command(d: Path) -> str:
 
 
 def _seconds(d: Path) -> float:
-    stages = (_json(d / "manifest.json") or {}).get("stages", {})
+    stages = (read_json(d / "manifest.json") or {}).get("stages", {})
     return sum(s.get("seconds", 0) for s in stages.values())
 
 
@@ -45,12 +40,11 @@ def _at(thresholds: list[dict], t: float) -> str:
 
 
 def _model(cfg: dict, aliases: dict) -> str:
-    m = cfg.get("model")
-    return f"`{aliases[m]}`" if m in aliases else f"`{m}`"
+    return f"`{aliases.get(cfg.get('model'), cfg.get('model'))}`"
 
 
 def signal_row(d: Path, aliases: dict) -> str:
-    s, cfg = _json(d / "signal.json"), _json(d / "config.json") or {}
+    s, cfg = read_json(d / "signal.json"), read_json(d / "config.json") or {}
     ev, m = cfg.get("eval", {}), str(s["m"])
     return (f"| {ev.get('task') or cfg.get('data', {}).get('task')} ({ev.get('split')}) | {_model(cfg, aliases)} | {s['n']} | {m} "
             f"| {_pct(s['greedy'])} | {_pct(s['single_path'])} | {_pct(s['by_k'].get('8', {}).get('maj'))} "
@@ -59,7 +53,7 @@ def signal_row(d: Path, aliases: dict) -> str:
 
 
 def eval_rows(d: Path, aliases: dict) -> list[str]:
-    summary, cfg = _json(d / "eval" / "summary.json"), _json(d / "config.json") or {}
+    summary, cfg = read_json(d / "eval" / "summary.json"), read_json(d / "config.json") or {}
     out = []
     for mode, s in summary.items():
         if isinstance(s, dict) and "accuracy" in s:
