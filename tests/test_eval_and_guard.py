@@ -140,3 +140,26 @@ def test_signal_stats_on_known_votes():
     th = {t["threshold"]: t for t in s["thresholds"]}
     assert th[0.75] == {"threshold": 0.75, "coverage": 0.5, "precision": 0.0}  # 3/4 votes for a wrong 4
     assert th[0.5]["coverage"] == 1.0 and th[0.5]["precision"] == 0.5
+
+
+def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
+    """--samples-from a signal dir: round 1 takes its sampled paths (same questions, prompt, m, T);
+    a run whose questions or sampling differ is refused before anything is written."""
+    from lmsi.cli import _pipeline
+
+    sig = tmp_path / "sig"
+    assert runner.invoke(app, ["signal", "--task", "arith", "--paths", "4", "--limit", "6", "-r", str(sig), "backend=fake"]).exit_code == 0
+    same = ["backend=fake", "data.task=arith", "data.limit=5", "sample.m=4", "eval.limit=2"]
+    p = _pipeline(None, tmp_path / "run", same)
+    assert p.reuse_samples(sig) == ["round_01/sample"]
+    rows, measured = _jsonl(tmp_path / "run/round_01/samples.jsonl"), {r["id"]: r for r in _jsonl(sig / "eval/sc.jsonl")}
+    assert len(rows) == 5 and all(r["completions"] == measured[r["id"]]["paths"] for r in rows)
+    assert [r["answers"] for r in rows] == [measured[r["id"]]["answers"] for r in rows]
+    assert p.manifest.data["stages"]["round_01/sample"]["reused_from"] == str(sig)
+    assert runner.invoke(app, ["vote", "-r", str(tmp_path / "run")]).exit_code == 0  # the next stage takes them
+    for bad, why in ((["data.limit=7"], "not measured"), (["sample.m=3"], "m: 4 there, 3 here"),
+                     (["sample.temperature=1.0"], "temperature")):
+        p = _pipeline(None, tmp_path / bad[0], [*same, *bad])
+        with pytest.raises(Exception, match=why):
+            p.reuse_samples(sig)
+        assert not (tmp_path / bad[0] / "round_01").exists()

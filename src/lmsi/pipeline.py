@@ -92,6 +92,8 @@ class Pipeline:
         src = Path(src)
         if not (src / "config.yaml").exists():
             raise InputError(f"{src}: no config.yaml; is this an lmsi run directory?")
+        if (src / "signal.json").exists():
+            return self.reuse_signal_paths(src)
         diff = [d for d in diff_configs(self.saved_config(src), self.cfg.to_dict())
                 if d.split(":")[0].startswith(self.SAMPLE_KEYS)]
         if diff:
@@ -111,6 +113,43 @@ class Pipeline:
             raise InputError(f"{src} has not finished sampling round 1; nothing to reuse")
         self.log(f"reused from {src}: {', '.join(taken) or 'nothing (already done here)'}")
         return taken
+
+    def reuse_signal_paths(self, src: Path) -> list[str]:
+        """Round-1 samples from an `lmsi signal` directory: its sampled paths on the same questions,
+        model and sampling settings (measure the signal, then train on those very paths). The gold
+        answers it scored against stay in the rows only as `gold`, like every round's samples."""
+        if self.manifest.done("round_01/sample"):
+            return []
+        if self.cfg.selfgen.questions or self.cfg.selfgen.exemplars:
+            raise ConfigError("--samples-from a signal directory needs the task's own questions and exemplars (selfgen off)")
+        t, c, s = self.saved_config(src), self.cfg, self.cfg.sample
+        # the signal's sc paths are drawn at T=0.7, top_p=1 (evaluate._params)
+        theirs = {"model": t["model"], "backend": t["backend"], "dtype": t["dtype"], "task": t["eval"]["task"] or t["data"]["task"],
+                  "split": t["eval"]["split"], "m": t["eval"]["sc_m"], "temperature": 0.7, "top_p": 1.0,
+                  "max_new_tokens": t["sample"]["max_new_tokens"], "shots": t["sample"]["shots"]}
+        ours = {"model": c.model, "backend": c.backend, "dtype": c.dtype, "task": c.data.task,
+                "split": self.task.resolve_split(c.data.split, "unlabeled"), "m": s.m, "temperature": s.temperature,
+                "top_p": s.top_p, "max_new_tokens": s.max_new_tokens, "shots": s.shots}
+        diff = [f"{k}: {theirs[k]!r} there, {ours[k]!r} here" for k in ours if theirs[k] != ours[k]]
+        if diff:
+            raise ConfigError(f"cannot reuse the paths of {src}: it differs in\n  " + "\n  ".join(diff))
+        rows = {r["id"]: r for r in read_jsonl(src / "eval" / "sc.jsonl")}
+        out = []
+        for q in self.questions(1):
+            r = rows.get(q.id)
+            prompt = self.task.prompt(q.question, "fewshot_cot", self.cfg.sample.shots)
+            if r is None or r["prompt"] != prompt:
+                why = "was not measured there" if r is None else "was sampled there with another prompt"
+                raise InputError(f"cannot reuse the paths of {src}: question {q.id} {why}")
+            out.append({"id": q.id, "question": q.question, "gold": q.answer, "prompt": prompt, "completions": r["paths"],
+                        "answers": [self.task.extract(c, choices=q.choices) for c in r["paths"]],
+                        **({"choices": list(q.choices)} if q.choices else {})})
+        write_jsonl(self.round_dir(1) / "samples.jsonl", out)
+        seconds = Manifest(src).data["stages"].get("eval_only", {}).get("seconds", 0.0)
+        self.manifest.mark("round_01/sample", seconds, questions=len(out), reused_from=str(src),
+                           note="paths sampled by lmsi signal; seconds include its greedy pass")
+        self.log(f"reused from {src}: round_01/sample ({len(out)} questions)")
+        return ["round_01/sample"]
 
     def copy_stage(self, src: Path, stage: str, files: list[str], seconds: float = 0.0, **info) -> None:
         """Copy another run's outputs of a finished stage (files or folders, relative to the run
