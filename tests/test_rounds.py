@@ -134,3 +134,23 @@ def test_generated_questions_are_deduplicated_against_eval_and_each_other():
     kept, stats = generate_questions(get_task("arith"), Writes(), seeds, [eval_q], n=4, per_prompt=1, temperature=1.0, seed=0)
     assert [q.question for q in kept] == ["Tom has 3 red cars and 5 blue cars in his big garage. How many cars?"]
     assert stats["rejected"] == {"near-duplicate of an eval question": 1, "duplicate": 1, "too short": 1}
+
+
+def test_report_pairs_items_and_checks_the_papers_transfer(tmp_path):
+    """Paired per-item Δ, and greedy-after against self-consistency-before on the same items."""
+    from lmsi.io import write_jsonl
+    from lmsi.report import paired_section
+
+    def verdicts(d, mode, correct):
+        d.mkdir(parents=True, exist_ok=True)
+        write_jsonl(d / f"{mode}.jsonl", [{"id": f"q{i}", "correct": c} for i, c in enumerate(correct)])
+
+    base, last = tmp_path / "eval_base", tmp_path / "round_01/eval"
+    verdicts(base, "greedy_cot", [1, 0, 0, 0])
+    verdicts(base, "sc", [1, 1, 0, 0])
+    verdicts(last, "greedy_cot", [1, 1, 1, 0])
+    verdicts(last, "sc", [0, 1, 1, 0])
+    text = "\n".join(paired_section(base, last, ["greedy_cot", "sc"]))
+    assert "| greedy CoT: after vs before | +50.0 [" in text and "2 won, 0 lost of 4" in text
+    assert "| self-consistency maj@m: after vs before | +0.0 [" in text and "1 won, 1 lost of 4" in text
+    assert "| greedy CoT after vs self-consistency before | +25.0 [" in text and "1 won, 0 lost of 4" in text

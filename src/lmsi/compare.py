@@ -13,7 +13,7 @@ from pathlib import Path
 from .build import BUILD_FILES
 from .config import diff_configs
 from .io import InputError, read_json, read_jsonl
-from .report import MODE_NAMES, pseudo_label_stats, task_from_config
+from .report import MODE_NAMES, cell_paired, paired_gain, pseudo_label_stats, task_from_config
 
 TRAINED_ROUND = "round_01"
 
@@ -63,27 +63,6 @@ def run_summary(run_dir: Path) -> dict:
     }
 
 
-def paired_gain(before: Path, after: Path) -> dict | None:
-    """Per-item change from the base model's verdicts to the tuned model's on the same questions:
-    mean difference with a 95% bootstrap CI, and how many items each side won."""
-    from .evaluate import bootstrap_ci
-
-    if not (before.exists() and after.exists()):
-        return None
-    a = {r["id"]: r["correct"] for r in read_jsonl(before)}
-    d = [int(r["correct"]) - int(a[r["id"]]) for r in read_jsonl(after) if r["id"] in a]
-    if not d:
-        return None
-    return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": d.count(1), "lost": d.count(-1), "n": len(d)}
-
-
-def _cell_paired(p: dict | None) -> str:
-    if not p:
-        return "–"
-    lo, hi = p["ci95"]
-    return f"{100 * p['delta']:+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]; {p['won']} won, {p['lost']} lost of {p['n']}"
-
-
 def _cell_mode(pair) -> str:
     b, a = pair
     if not b and not a:
@@ -108,7 +87,7 @@ def format_comparison(runs: list[dict]) -> str:
     rows = [("method", [r["method"] for r in runs])]
     for m in shown:
         rows.append((f"{MODE_NAMES[m]}: before → after (Δ)", [_cell_mode(r["modes"][m]) for r in runs]))
-        rows.append((f"{MODE_NAMES[m]}: paired Δ per item [95% CI]", [_cell_paired(r["paired"][m]) for r in runs]))
+        rows.append((f"{MODE_NAMES[m]}: paired Δ per item [95% CI]", [cell_paired(r["paired"][m]) for r in runs]))
     rows += [
         ("pseudo-label accuracy of kept questions", [_cell_pseudo(r["pseudo"]) for r in runs]),
         ("training set", ["–" if r["train_items"] is None else f"{r['train_items']} {r['item_kind']}" for r in runs]),

@@ -197,6 +197,40 @@ def _training_set_line(rd: Path, method: str, train_rows: list[dict]) -> str:
     return f"- train.method={method}: {n} {what[method]}"
 
 
+def paired_gain(before: Path, after: Path) -> dict | None:
+    """Per-item change from the base model's verdicts to the tuned model's on the same questions:
+    mean difference with a 95% bootstrap CI, and how many items each side won."""
+    from .evaluate import bootstrap_ci
+
+    if not (before.exists() and after.exists()):
+        return None
+    a = {r["id"]: r["correct"] for r in read_jsonl(before)}
+    d = [int(r["correct"]) - int(a[r["id"]]) for r in read_jsonl(after) if r["id"] in a]
+    if not d:
+        return None
+    return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": d.count(1), "lost": d.count(-1), "n": len(d)}
+
+
+def cell_paired(p: dict | None) -> str:
+    if not p:
+        return "–"
+    lo, hi = p["ci95"]
+    return f"{100 * p['delta']:+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]; {p['won']} won, {p['lost']} lost of {p['n']}"
+
+
+def paired_section(base: Path, last: Path, modes: list[str]) -> list[str]:
+    """Per-item changes on the same questions, and the paper's transfer: does greedy CoT after
+    training reach the base model's self-consistency?"""
+    pairs = [(f"{MODE_NAMES[m]}: after vs before", paired_gain(base / f"{m}.jsonl", last / f"{m}.jsonl")) for m in modes]
+    if {"greedy_cot", "sc"} <= set(modes):
+        pairs.append(("greedy CoT after vs self-consistency before", paired_gain(base / "sc.jsonl", last / "greedy_cot.jsonl")))
+    rows = [f"| {name} | {cell_paired(p)} |" for name, p in pairs if p]
+    if not rows:
+        return []
+    return ["## Paired per-item comparison (Δ points, 95% bootstrap CI)", "", "| comparison | Δ [CI]; items won / lost |",
+            "|---|---|", *rows, ""]
+
+
 def build_report(run_dir: Path) -> str:
     """Write report.md (+ report.png) and return the before/after table."""
     run_dir = Path(run_dir)
@@ -221,6 +255,9 @@ def build_report(run_dir: Path) -> str:
         n = next(iter(v for v in before.values() if isinstance(v, dict) and "n" in v))["n"]
         split = task.resolve_split(cfg.get("eval", {}).get("split", "auto"), "eval") if not cfg.get("eval", {}).get("task") else cfg["eval"]["task"]
         lines += [f"n = {n} held-out questions ({split} split).", ""]
+    if before and done:
+        lines += paired_section(run_dir / ("eval_student" if student_before else "eval_base"),
+                                run_dir / f"round_{done[-1]['k']:02d}" / "eval", _modes(before, after))
     loop = read_json(run_dir / "loop.json")
     if rounds:
         base_probe = probe_agreement(run_dir / ("eval_student" if student_before else "eval_base"))
@@ -254,7 +291,8 @@ def build_report(run_dir: Path) -> str:
                   + (f", {guard['dropped']} dropped from the pool" if "dropped" in guard else "") + ").", ""]
     if qs:
         lines += ["## Stage wall times", "", "| stage | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v['seconds']:.0f} |" for k, v in qs.items()]
+        lines += [f"| {k} | {v['seconds']:.0f}" + (f" (reused from `{v['reused_from']}`)" if v.get("reused_from") else "") + " |"
+                  for k, v in qs.items()]
         lines += [f"| total | {sum(v['seconds'] for v in qs.values()):.0f} |", ""]
     lines += ["![report](report.png)", ""]
     _plots(run_dir, student_before or before, rounds, task)
