@@ -320,3 +320,13 @@ def test_results_page_gathers_signal_eval_and_run_dirs_with_their_commands(metho
     assert (out.parent / "results-sft.png").exists() and "](results-sft.png)" in page and "](report.png)" not in page
     bad = runner.invoke(app, ["results", str(tmp_path), "--out", str(out)])
     assert bad.exit_code == 2 and "not a finished lmsi run" in bad.output
+
+
+def test_results_cites_every_distinct_command_of_a_run(tmp_path):
+    from lmsi.results import _command
+
+    (tmp_path / "commands.txt").write_text(
+        "2026-01-01T00:00:00  lmsi run -r x sample.m=8\n2026-01-01T01:00:00  lmsi run -r x sample.m=8\n"
+        "2026-01-01T02:00:00  lmsi run -r x sample.m=8 --samples-from sig\n2026-01-01T03:00:00  lmsi report -r x\n")
+    assert _command(tmp_path).splitlines() == ["lmsi run -r x sample.m=8", "lmsi run -r x sample.m=8 --samples-from sig"]
+    assert _command(tmp_path / "missing") == "(not recorded)"

@@ -15,14 +15,15 @@ from .io import InputError, read_json
 
 
 def _command(d: Path) -> str:
-    """The first recorded command that produced results (later lines are resumes and reports)."""
+    """The distinct recorded commands that produced results, in order (a plain resume repeats a
+    line and is shown once; one that added an option, like --samples-from, shows too)."""
     path = d / "commands.txt"
-    lines = path.read_text().splitlines() if path.exists() else []
-    for line in lines:
+    seen = []
+    for line in path.read_text().splitlines() if path.exists() else []:
         cmd = line.split("  ", 1)[-1]  # "<timestamp>  lmsi <subcommand> ..."
-        if cmd.startswith("lmsi ") and cmd.split()[1:2] != ["report"]:
-            return cmd
-    return "(not recorded)"
+        if cmd.startswith("lmsi ") and cmd.split()[1:2] != ["report"] and cmd not in seen:
+            seen.append(cmd)
+    return "\n".join(seen) or "(not recorded)"
 
 
 def _seconds(d: Path) -> float:
