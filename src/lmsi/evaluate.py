@@ -82,6 +82,9 @@ def score_rows(task: Task, examples: list[Example], raw: list[dict], mode: str) 
     return rows
 
 
+SC_TEMPERATURE = 0.7  # self-consistency paths, as in the paper (top_p stays at its default, 1)
+
+
 def _groups(modes: list[str]) -> list[tuple[str, list[str]]]:
     """Modes that share one generation pass: greedy CoT rides as the first path of the sc batch."""
     out = []
@@ -96,7 +99,7 @@ def _params(group: str, modes: list[str], task: Task, cfg: EvalConfig, max_new_t
     if group == "cot":
         greedy = "greedy_cot" in modes
         n = greedy + (cfg.sc_m if "sc" in modes else 0)
-        return SamplingParams(n=n, temperature=0.7 if "sc" in modes else 0.0, max_new_tokens=max_new_tokens,
+        return SamplingParams(n=n, temperature=SC_TEMPERATURE if "sc" in modes else 0.0, max_new_tokens=max_new_tokens,
                               stop=task.stop, seed=seed, greedy_first=greedy)
     if group == "direct":
         return SamplingParams(n=1, temperature=0.0, max_new_tokens=16, stop=task.stop + ("\n",), seed=seed)

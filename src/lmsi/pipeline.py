@@ -122,10 +122,13 @@ class Pipeline:
             return []
         if self.cfg.selfgen.questions or self.cfg.selfgen.exemplars:
             raise ConfigError("--samples-from a signal directory needs the task's own questions and exemplars (selfgen off)")
+        from .backends import SamplingParams
+        from .evaluate import SC_TEMPERATURE
+        from .sample import sample_row
+
         t, c, s = self.saved_config(src), self.cfg, self.cfg.sample
-        # the signal's sc paths are drawn at T=0.7, top_p=1 (evaluate._params)
         theirs = {"model": t["model"], "backend": t["backend"], "dtype": t["dtype"], "task": t["eval"]["task"] or t["data"]["task"],
-                  "split": t["eval"]["split"], "m": t["eval"]["sc_m"], "temperature": 0.7, "top_p": 1.0,
+                  "split": t["eval"]["split"], "m": t["eval"]["sc_m"], "temperature": SC_TEMPERATURE, "top_p": SamplingParams.top_p,
                   "max_new_tokens": t["sample"]["max_new_tokens"], "shots": t["sample"]["shots"]}
         ours = {"model": c.model, "backend": c.backend, "dtype": c.dtype, "task": c.data.task,
                 "split": self.task.resolve_split(c.data.split, "unlabeled"), "m": s.m, "temperature": s.temperature,
@@ -137,13 +140,11 @@ class Pipeline:
         out = []
         for q in self.questions(1):
             r = rows.get(q.id)
-            prompt = self.task.prompt(q.question, "fewshot_cot", self.cfg.sample.shots)
+            prompt = self.task.prompt(q.question, "fewshot_cot", s.shots)
             if r is None or r["prompt"] != prompt:
                 why = "was not measured there" if r is None else "was sampled there with another prompt"
                 raise InputError(f"cannot reuse the paths of {src}: question {q.id} {why}")
-            out.append({"id": q.id, "question": q.question, "gold": q.answer, "prompt": prompt, "completions": r["paths"],
-                        "answers": [self.task.extract(c, choices=q.choices) for c in r["paths"]],
-                        **({"choices": list(q.choices)} if q.choices else {})})
+            out.append(sample_row(self.task, q, prompt, r["paths"]))
         write_jsonl(self.round_dir(1) / "samples.jsonl", out)
         seconds = Manifest(src).data["stages"].get("eval_only", {}).get("seconds", 0.0)
         self.manifest.mark("round_01/sample", seconds, questions=len(out), reused_from=str(src),

@@ -255,12 +255,12 @@ def build_report(run_dir: Path) -> str:
         n = next(iter(v for v in before.values() if isinstance(v, dict) and "n" in v))["n"]
         split = task.resolve_split(cfg.get("eval", {}).get("split", "auto"), "eval") if not cfg.get("eval", {}).get("task") else cfg["eval"]["task"]
         lines += [f"n = {n} held-out questions ({split} split).", ""]
+    base_dir = run_dir / ("eval_student" if student_before else "eval_base")
     if before and done:
-        lines += paired_section(run_dir / ("eval_student" if student_before else "eval_base"),
-                                run_dir / f"round_{done[-1]['k']:02d}" / "eval", _modes(before, after))
+        lines += paired_section(base_dir, run_dir / f"round_{done[-1]['k']:02d}" / "eval", _modes(before, after))
     loop = read_json(run_dir / "loop.json")
     if rounds:
-        base_probe = probe_agreement(run_dir / ("eval_student" if student_before else "eval_base"))
+        base_probe = probe_agreement(base_dir)
         lines += ["## Rounds", ""] + per_round_tables(student_before or before, base_probe, rounds, _modes(before, after)) + [""]
         if loop and loop.get("stopped"):
             lines += [f"**Stopped early:** {loop['stopped']}.", ""]

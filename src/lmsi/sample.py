@@ -15,6 +15,13 @@ from .progress import bar
 from .tasks import Example, Task
 
 
+def sample_row(task: Task, q: Example, prompt: str, completions: list[str]) -> dict:
+    """One line of samples.jsonl: the question's paths and their extracted answers."""
+    return {"id": q.id, "question": q.question, "gold": q.answer, "prompt": prompt, "completions": completions,
+            "answers": [task.extract(c, choices=q.choices) for c in completions],
+            **({"choices": list(q.choices)} if q.choices else {})}  # grpo re-extracts answers with them
+
+
 def run_sample(task: Task, sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig,
                seed: int) -> list[dict]:
     """`sampler` is a Sampler, or a RayFleet that spreads the chunks over workers; either way
@@ -35,11 +42,6 @@ def run_sample(task: Task, sampler, questions: list[Example], round_dir: Path, c
     results = sampler.map(jobs) if hasattr(sampler, "map") else (sampler.generate(*job) for job in jobs)
     with bar("sample", total=len(questions), completed=len(done)) as tracker:
         for part, (prompts, _), outs in zip(parts, jobs, results):
-            append_jsonl(path, [
-                {"id": q.id, "question": q.question, "gold": q.answer, "prompt": p, "completions": o,
-                 "answers": [task.extract(c, choices=q.choices) for c in o],
-                 **({"choices": list(q.choices)} if q.choices else {})}  # grpo re-extracts answers with them
-                for (_, q), p, o in zip(part, prompts, outs)
-            ])
+            append_jsonl(path, [sample_row(task, q, p, o) for (_, q), p, o in zip(part, prompts, outs)])
             tracker.advance(len(part))
     return read_jsonl(path)
