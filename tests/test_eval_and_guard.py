@@ -146,6 +146,8 @@ def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
     """--samples-from a signal dir: round 1 takes its sampled paths (same questions, prompt, m, T);
     a run whose questions or sampling differ is refused before anything is written."""
     from lmsi.cli import _pipeline
+    from lmsi.config import ConfigError
+    from lmsi.io import InputError
 
     sig = tmp_path / "sig"
     assert runner.invoke(app, ["signal", "--task", "arith", "--paths", "4", "--limit", "6", "-r", str(sig), "backend=fake"]).exit_code == 0
@@ -160,6 +162,6 @@ def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
     for bad, why in ((["data.limit=7"], "not measured"), (["sample.m=3"], "m: 4 there, 3 here"),
                      (["sample.temperature=1.0"], "temperature")):
         p = _pipeline(None, tmp_path / bad[0], [*same, *bad])
-        with pytest.raises(Exception, match=why):
+        with pytest.raises((ConfigError, InputError), match=why):
             p.reuse_samples(sig)
         assert not (tmp_path / bad[0] / "round_01").exists()
