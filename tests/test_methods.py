@@ -301,6 +301,23 @@ def test_samples_from_reuses_one_sample_budget(method_run, tmp_path):
     assert r.exit_code == 2 and "sample.m" in r.output and not (tmp_path / "other/round_01").exists()
 
 
+def test_samples_from_serves_a_variant_that_evaluates_fewer_modes(method_run, tmp_path):
+    """A build/train variant may evaluate a subset of the source's modes (greedy CoT only, say):
+    the borrowed base eval still holds every mode, the variant's rounds only the ones it asked for.
+    The sc path count may differ only when sc is no longer evaluated."""
+    src = method_run("sft")
+    cfg = json.loads((src / "config.json").read_text())
+    base = ["run", f"model={cfg['model']}", "backend=fake", *SMALL, "--samples-from", str(src)]
+    rd = tmp_path / "strict"
+    r = runner.invoke(app, [*base, "--run-dir", str(rd), "eval.modes=[greedy_cot]", "eval.sc_m=3", "build.threshold=0.75"])
+    assert r.exit_code == 0, r.output
+    assert (rd / "eval_base/summary.json").read_bytes() == (src / "eval_base/summary.json").read_bytes()
+    after = json.loads((rd / "round_01/eval/summary.json").read_text())
+    assert "greedy_cot" in after and "sc" not in after and "direct" not in after
+    r = runner.invoke(app, [*base, "--run-dir", str(tmp_path / "sc3"), "eval.modes=[greedy_cot,sc]", "eval.sc_m=3"])
+    assert r.exit_code == 2 and "eval.sc_m" in r.output and not (tmp_path / "sc3/round_01").exists()
+
+
 def test_results_page_gathers_signal_eval_and_run_dirs_with_their_commands(method_run, tmp_path, monkeypatch):
     import sys
 

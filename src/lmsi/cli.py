@@ -78,7 +78,7 @@ def run(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR, over
         student: Optional[str] = typer.Option(None, "--student", help="Distil into this smaller model instead of self-training (student=...)."),
         engine: Optional[str] = typer.Option(None, "--engine", help="'ray': sample on a Ray cluster (engine=ray, see ray.*); default local."),
         backend: Optional[str] = typer.Option(None, "--backend", help="hf, llamacpp, openai, vllm or auto (backend=...)."),
-        samples_from: Optional[Path] = typer.Option(None, "--samples-from", help="Reuse this run's base eval and round-1 samples (same model, data, sample and eval config): compare train methods on one sample budget. An `lmsi signal` dir gives its measured paths as round-1 samples (same questions, m, T).")):
+        samples_from: Optional[Path] = typer.Option(None, "--samples-from", help="Reuse this run's base eval and round-1 samples (same model, data, sample and eval config; eval.modes may be a subset of its modes): compare build/train variants on one sample budget. An `lmsi signal` dir gives its measured paths as round-1 samples (same questions, m, T).")):
     """Run every stage: base eval, then per round sample -> vote -> build -> train -> eval, then the report.
 
     Finished stages are skipped, so rerunning the same command resumes. Examples:\n

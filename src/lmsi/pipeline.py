@@ -94,8 +94,9 @@ class Pipeline:
             raise InputError(f"{src}: no config.yaml; is this an lmsi run directory?")
         if (src / "signal.json").exists():
             return self.reuse_signal_paths(src)
-        diff = [d for d in diff_configs(self.saved_config(src), self.cfg.to_dict())
-                if d.split(":")[0].startswith(self.SAMPLE_KEYS)]
+        theirs = self.saved_config(src)
+        diff = [d for d in diff_configs(theirs, self.cfg.to_dict())
+                if d.split(":")[0].startswith(self.SAMPLE_KEYS) and not self._eval_subset(d, theirs["eval"])]
         if diff:
             raise ConfigError(f"cannot reuse the samples of {src}: its config differs in\n  " + "\n  ".join(diff))
         stages = Manifest(src).data["stages"]
@@ -113,6 +114,14 @@ class Pipeline:
             raise InputError(f"{src} has not finished sampling round 1; nothing to reuse")
         self.log(f"reused from {src}: {', '.join(taken) or 'nothing (already done here)'}")
         return taken
+
+    def _eval_subset(self, diff: str, theirs: dict) -> bool:
+        """A borrowed base eval serves a run that evaluates fewer of its modes on the same items
+        (say greedy CoT only, to compare many variants cheaply); the sc path count matters only
+        when sc is still evaluated."""
+        key, e = diff.split(":")[0], self.cfg.eval
+        return ((key == "eval.modes" and set(e.modes) <= set(theirs["modes"]))
+                or (key == "eval.sc_m" and "sc" not in e.modes))
 
     def reuse_signal_paths(self, src: Path) -> list[str]:
         """Round-1 samples from an `lmsi signal` directory: its sampled paths on the same questions,
