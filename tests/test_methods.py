@@ -316,6 +316,20 @@ def test_samples_from_serves_a_variant_that_evaluates_fewer_modes(method_run, tm
     assert "greedy_cot" in after and "sc" not in after and "direct" not in after
     r = runner.invoke(app, [*base, "--run-dir", str(tmp_path / "sc3"), "eval.modes=[greedy_cot,sc]", "eval.sc_m=3"])
     assert r.exit_code == 2 and "eval.sc_m" in r.output and not (tmp_path / "sc3/round_01").exists()
+    # the variant is compared with its source after round 1, in `lmsi compare` and on the results page
+    r = runner.invoke(app, ["compare", str(src), str(rd), "--round", "1"])
+    table = {c[0]: c[1:] for c in ([x.strip() for x in ln.strip().strip("|").split("|")]
+                                   for ln in r.output.splitlines() if ln.startswith("| "))}
+    assert r.exit_code == 0 and table["round"] == ["1", "1"], r.output
+    assert table["self-consistency maj@m: before → after (Δ)"][1].endswith("→ –")  # sc not evaluated after
+    assert "build.threshold: 0.0 -> 0.75" in r.output
+    r = runner.invoke(app, ["compare", str(src), str(rd), "--round", "2"])
+    assert r.exit_code == 2 and "round 2 has no evaluation" in r.output
+    out = tmp_path / "page.md"
+    r = runner.invoke(app, ["results", str(src), "--out", str(out), "--compare", f"{src},{rd}"])
+    assert r.exit_code == 0, r.output
+    page = out.read_text()
+    assert f"## Variants after round 1: {src.name}, strict" in page and f"| | `{src.name}` | `strict` |" in page
 
 
 def test_results_page_gathers_signal_eval_and_run_dirs_with_their_commands(method_run, tmp_path, monkeypatch):

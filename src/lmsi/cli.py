@@ -266,18 +266,20 @@ def sweep(specs: list[str] = typer.Argument(..., help="Axes as key=v1,v2 (sample
 
 @app.command()
 def compare(run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", help="Finished run directories, one column each."),
-            out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the markdown here.")):
+            out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the markdown here."),
+            round_k: int = typer.Option(0, "--round", min=0, help="Compare every run after this round (0: each run's last evaluated round).")):
     """Compare finished runs side by side (e.g. train.method sft, dpo, grpo): accuracy before -> after,
     pseudo-label accuracy, training set size, wall times.
 
     Example:\n
-      lmsi compare runs/sft runs/dpo runs/grpo --out compare.md
+      lmsi compare runs/sft runs/dpo runs/grpo --out compare.md\n
+      lmsi compare runs/three_rounds runs/strict --round 1   # a 3-round run's first round vs a 1-round variant
     """
     def go():
         from .compare import compare_runs
         from .io import atomic_write_text
 
-        text = compare_runs(run_dirs)
+        text = compare_runs(run_dirs, round_k)
         print(text)
         if out:
             atomic_write_text(out, text)
@@ -288,13 +290,15 @@ def compare(run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR...", hel
 @app.command()
 def results(run_dirs: list[Path] = typer.Argument(..., metavar="DIR...", help="lmsi signal, lmsi eval --task and lmsi run directories."),
             out: Path = typer.Option(Path("docs/results.md"), "--out", "-o", help="The page to write (plots are copied beside it)."),
-            alias: Optional[list[str]] = typer.Option(None, "--alias", help="PATH=NAME: show a model recorded as PATH (e.g. a copy on a GPU box) as NAME.")):
+            alias: Optional[list[str]] = typer.Option(None, "--alias", help="PATH=NAME: show a model recorded as PATH (e.g. a copy on a GPU box) as NAME."),
+            compare: Optional[list[str]] = typer.Option(None, "--compare", help="DIR,DIR,...: also a side-by-side table of these runs after round 1 (variants trained on one sample budget); repeatable.")):
     """Write one results page from many runs: a vote-signal table (lmsi signal dirs), a reference
     accuracy table (lmsi eval --task dirs) and the report of each self-improvement run, each
     with the command that produced it.
 
     Example:\n
-      lmsi results runs/ref/signal_* runs/ref/multiarith_05 --out docs/results.md
+      lmsi results runs/ref/signal_* runs/ref/multiarith_05 --out docs/results.md\n
+      lmsi results runs/ref/multiarith_05 --compare runs/ref/multiarith_05,runs/ref/multiarith_05_strict
     """
     def go():
         from .io import InputError, atomic_write_text
@@ -305,7 +309,8 @@ def results(run_dirs: list[Path] = typer.Argument(..., metavar="DIR...", help="l
             raise InputError(f"--alias takes PATH=NAME, not {bad[0]!r}")
         aliases = dict(a.split("=", 1) for a in alias or [])
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, build_results(run_dirs, out, aliases) + "\n")
+        groups = [[Path(d) for d in g.split(",") if d] for g in compare or []]
+        atomic_write_text(out, build_results(run_dirs, out, aliases, groups) + "\n")
         console.print(f"results: {out}")
     _guard(go)
 

@@ -15,13 +15,13 @@ from .config import diff_configs
 from .io import InputError, read_json, read_jsonl
 from .report import MODE_NAMES, cell_paired, paired_gain, pseudo_label_stats, task_from_config
 
-TRAINED_ROUND = "round_01"
 
-
-def trained_round(run_dir: Path) -> Path:
-    """The last round whose tuned model was evaluated (round_01 if none yet)."""
+def trained_round(run_dir: Path, k: int = 0) -> Path:
+    """Round k's directory, or (k=0) the last round whose tuned model was evaluated (round_01 if none yet)."""
+    if k:
+        return Path(run_dir) / f"round_{k:02d}"
     done = [d for d in sorted(Path(run_dir).glob("round_[0-9][0-9]")) if (d / "eval" / "summary.json").exists()]
-    return done[-1] if done else Path(run_dir) / TRAINED_ROUND
+    return done[-1] if done else Path(run_dir) / "round_01"
 
 
 def _acc(s: dict | None) -> str:
@@ -36,22 +36,26 @@ def _method(cfg: dict) -> str:
     return f"{m} ({detail}, {t.get('adapter', 'lora')})" if detail else f"{m} ({t.get('adapter', 'lora')})"
 
 
-def run_summary(run_dir: Path) -> dict:
-    """The numbers one column of the comparison shows, read from one run directory."""
+def run_summary(run_dir: Path, k: int = 0) -> dict:
+    """The numbers one column of the comparison shows, read from one run directory at round k
+    (0: its last evaluated round)."""
     run_dir = Path(run_dir)
     cfg = read_json(run_dir / "config.json")
     if cfg is None:
         raise InputError(f"{run_dir}: no config.json; is this an lmsi run directory?")
-    rd = trained_round(run_dir)
+    rd = trained_round(run_dir, k)
+    if k and not (rd / "eval" / "summary.json").exists():
+        raise InputError(f"{run_dir}: round {k} has no evaluation (rounds evaluated: "
+                         f"{[d.name for d in sorted(run_dir.glob('round_[0-9][0-9]')) if (d / 'eval' / 'summary.json').exists()]})")
     method = cfg.get("train", {}).get("method", "sft")
     stages = (read_json(run_dir / "manifest.json") or {"stages": {}})["stages"]
     before, after = read_json(run_dir / "eval_base" / "summary.json"), read_json(rd / "eval" / "summary.json")
     votes = read_jsonl(rd / "votes.jsonl") if (rd / "votes.jsonl").exists() else []
     build_file = rd / BUILD_FILES.get(method, "train.jsonl")
     log = read_jsonl(rd / "train_log.jsonl") if (rd / "train_log.jsonl").exists() else []
-    train_stage = stages.get(f"{TRAINED_ROUND}/train")
+    train_stage = stages.get(f"{rd.name}/train")
     return {
-        "name": run_dir.name, "config": cfg, "method": _method(cfg),
+        "name": run_dir.name, "round": int(rd.name.split("_")[1]), "config": cfg, "method": _method(cfg),
         "modes": {m: ((before or {}).get(m), (after or {}).get(m)) for m in MODE_NAMES},
         "paired": {m: paired_gain(run_dir / "eval_base" / f"{m}.jsonl", rd / "eval" / f"{m}.jsonl") for m in MODE_NAMES},
         "pseudo": pseudo_label_stats(votes, cfg.get("build", {}).get("threshold", 0.0), task_from_config(cfg)) if votes else None,
@@ -84,7 +88,7 @@ def _secs(x: float | None) -> str:
 
 def format_comparison(runs: list[dict]) -> str:
     shown = [m for m in MODE_NAMES if any(r["modes"][m] != (None, None) for r in runs)]
-    rows = [("method", [r["method"] for r in runs])]
+    rows = [("method", [r["method"] for r in runs]), ("round", [str(r["round"]) for r in runs])]
     for m in shown:
         rows.append((f"{MODE_NAMES[m]}: before → after (Δ)", [_cell_mode(r["modes"][m]) for r in runs]))
         rows.append((f"{MODE_NAMES[m]}: paired Δ per item [95% CI]", [cell_paired(r["paired"][m]) for r in runs]))
@@ -111,14 +115,15 @@ def _config_differences(runs: list[dict]) -> list[str]:
     return out
 
 
-def compare_runs(run_dirs: list[Path]) -> str:
-    """The comparison as markdown: the table, then the config keys the runs differ in."""
-    runs = [run_summary(Path(d)) for d in run_dirs]
-    lines = ["# lmsi comparison", "",
-             "Held-out accuracy in % with 95% bootstrap CI, base model → after one round. Pseudo-label "
+def compare_runs(run_dirs: list[Path], k: int = 0, title: str = "# lmsi comparison") -> str:
+    """The comparison as markdown: the table, then the config keys the runs differ in. Each run is
+    read at round k (0: its last evaluated round)."""
+    runs = [run_summary(Path(d), k) for d in run_dirs]
+    lines = [title, "",
+             "Held-out accuracy in % with 95% bootstrap CI, base model → after the round shown. Pseudo-label "
              "accuracy uses gold answers as a diagnostic only. Training set: SFT rows, DPO pairs or GRPO prompts.",
              "", format_comparison(runs), ""]
     diffs = _config_differences(runs)
     if diffs:
-        lines += ["## Config differences", ""] + [f"- {d}" for d in diffs] + [""]
+        lines += [f"{title.split(' ')[0]}# Config differences", ""] + [f"- {d}" for d in diffs] + [""]
     return "\n".join(lines)

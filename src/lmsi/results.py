@@ -64,10 +64,12 @@ def eval_rows(d: Path, aliases: dict) -> list[str]:
     return out
 
 
-def build_results(dirs: list[Path], out: Path, aliases: dict | None = None) -> str:
+def build_results(dirs: list[Path], out: Path, aliases: dict | None = None, compare: list[list[Path]] = ()) -> str:
     """Markdown for `dirs`; plots of self-improvement runs are copied beside `out`. `aliases` maps a
-    model path as recorded (e.g. a copy on another machine) to the name shown."""
+    model path as recorded (e.g. a copy on another machine) to the name shown. Each group in
+    `compare` becomes a side-by-side table of its runs after round 1."""
     aliases = aliases or {}
+    from .compare import compare_runs
     from .report import build_report
 
     signals, evals, runs = [], [], []
@@ -105,4 +107,8 @@ def build_results(dirs: list[Path], out: Path, aliases: dict | None = None) -> s
             plot = out.parent / f"{out.stem}-{d.name}.png"
             shutil.copyfile(d / "report.png", plot)
             lines += [f"![{d.name}]({plot.name})", ""]
+    for group in compare:
+        names = ", ".join(d.name for d in group)
+        lines += [compare_runs(group, 1, f"## Variants after round 1: {names}").strip(), "",
+                  "Commands:", "", "```bash", *[_command(d) for d in group], "```", ""]
     return "\n".join(lines)
