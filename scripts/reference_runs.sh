@@ -2,7 +2,7 @@
 # Issue #10's reference experiment: the exact commands behind docs/results.md.
 # Every step is resumable: rerun the script (or one step) and finished work is skipped.
 #
-#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith gsm8k15 (default: all)
+#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith_cpu_variants multiarith gsm8k15 (default: all)
 #
 # Env: R (runs folder, default runs/ref), M05 / M15 (model specs, default the embedded GGUFs),
 # EXTRA (overrides added to every command, e.g. "sample.batch_rows=1024" on a GPU).
@@ -31,6 +31,14 @@ step() {
       $L run -r "$R/multiarith_05_cpu" model="$M05" data.task=multiarith data.limit=100 data.overlap=drop \
         loop.rounds=3 loop.questions=same loop.stop=false sample.m=8 build.max_paths=4 build.max_rows=240 \
         eval.limit=100 "eval.modes=[greedy_cot,sc]" eval.sc_m=8 $G --samples-from "$R/signal_05_multiarith_m8" ;;
+    # variants of its round 1 on the same samples and base eval, greedy CoT only (issue #10 item 3)
+    multiarith_cpu_variants)
+      V=(model="$M05" data.task=multiarith data.limit=100 data.overlap=drop loop.rounds=1 loop.questions=same
+         loop.stop=false sample.m=8 build.max_paths=4 build.max_rows=240 eval.limit=100 "eval.modes=[greedy_cot]" eval.sc_m=8 $G)
+      $L run -r "$R/multiarith_05_cpu_strict" "${V[@]}" build.threshold=0.75 --samples-from "$R/multiarith_05_cpu"
+      $L run -r "$R/multiarith_05_cpu_cotonly" "${V[@]}" \
+        "build.formats={fewshot_cot: 1, fewshot_direct: 0, zeroshot_cot: 1, zeroshot_direct: 0}" --samples-from "$R/multiarith_05_cpu"
+      $L run -r "$R/multiarith_05_cpu_epochs2" "${V[@]}" train.epochs=2 --samples-from "$R/multiarith_05_cpu" ;;
     # the strongest real-benchmark signal of the 0.5B: three rounds on the same 299 unlabeled
     # MultiArith questions (one near-duplicate of a test question dropped), scored on all 300 test ones
     multiarith) $L run -r "$R/multiarith_05" model="$M05" data.task=multiarith data.limit=0 data.overlap=drop \
@@ -40,7 +48,7 @@ step() {
     gsm8k15) $L run -r "$R/gsm8k_15" model="$M15" data.task=gsm8k data.limit=2000 sample.m=16 \
       build.max_rows=4000 build.max_paths=4 eval.limit=0 "eval.modes=[greedy_cot,sc]" eval.sc_m=8 \
       train.batch_size=16 $G ;;
-    *) echo "unknown step: $1 (signal05 signal15 multiarith_cpu multiarith gsm8k15)" >&2; exit 2 ;;
+    *) echo "unknown step: $1 (signal05 signal15 multiarith_cpu multiarith_cpu_variants multiarith gsm8k15)" >&2; exit 2 ;;
   esac
 }
 
