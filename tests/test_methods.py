@@ -314,6 +314,12 @@ def test_samples_from_serves_a_variant_that_evaluates_fewer_modes(method_run, tm
     assert (rd / "eval_base/summary.json").read_bytes() == (src / "eval_base/summary.json").read_bytes()
     after = json.loads((rd / "round_01/eval/summary.json").read_text())
     assert "greedy_cot" in after and "sc" not in after and "direct" not in after
+    # a run that borrowed its stages lends them on in turn, naming itself as their source
+    r = runner.invoke(app, ["run", f"model={cfg['model']}", "backend=fake", *SMALL, "--samples-from", str(rd),
+                            "--run-dir", str(tmp_path / "chained"), "eval.modes=[greedy_cot]", "build.threshold=0.5"])
+    assert r.exit_code == 0, r.output
+    chained = json.loads((tmp_path / "chained/manifest.json").read_text())["stages"]
+    assert chained["round_01/sample"]["reused_from"] == str(rd) and chained["eval_base"]["reused_from"] == str(rd)
     r = runner.invoke(app, [*base, "--run-dir", str(tmp_path / "sc3"), "eval.modes=[greedy_cot,sc]", "eval.sc_m=3"])
     assert r.exit_code == 2 and "eval.sc_m" in r.output and not (tmp_path / "sc3/round_01").exists()
     # the variant is compared with its source after round 1, in `lmsi compare` and on the results page

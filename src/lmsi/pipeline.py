@@ -107,8 +107,9 @@ class Pipeline:
         for stage, paths in moved.items():
             if stage not in stages or self.manifest.done(stage):
                 continue
+            # a stage the source itself borrowed names this source, the one the user can check
             info = {k: v for k, v in stages[stage].items() if k not in ("seconds", "finished")}
-            self.copy_stage(src, stage, paths, stages[stage]["seconds"], reused_from=str(src), **info)
+            self.copy_stage(src, stage, paths, stages[stage]["seconds"], **{**info, "reused_from": str(src)})
             taken.append(stage)
         if "round_01/sample" not in taken and not self.manifest.done("round_01/sample"):
             raise InputError(f"{src} has not finished sampling round 1; nothing to reuse")
