@@ -150,7 +150,15 @@ def test_report_pairs_items_and_checks_the_papers_transfer(tmp_path):
     verdicts(base, "sc", [1, 1, 0, 0])
     verdicts(last, "greedy_cot", [1, 1, 1, 0])
     verdicts(last, "sc", [0, 1, 1, 0])
-    text = "\n".join(paired_section(base, last, ["greedy_cot", "sc"]))
+    text = "\n".join(paired_section(base, [(1, last)], ["greedy_cot", "sc"]))
     assert "| greedy CoT: after vs before | +50.0 [" in text and "2 won, 0 lost of 4" in text
     assert "| self-consistency maj@m: after vs before | +0.0 [" in text and "1 won, 1 lost of 4" in text
     assert "| greedy CoT after vs self-consistency before | +25.0 [" in text and "1 won, 0 lost of 4" in text
+    # several rounds: one block each, named by round
+    second = tmp_path / "round_02/eval"
+    verdicts(second, "greedy_cot", [1, 1, 1, 1])
+    verdicts(second, "sc", [1, 1, 1, 1])
+    text = "\n".join(paired_section(base, [(1, last), (2, second)], ["greedy_cot", "sc"]))
+    assert "| round 1: greedy CoT: after vs before | +50.0 [" in text
+    assert "| round 2: greedy CoT: after vs before | +75.0 [" in text and "3 won, 0 lost of 4" in text
+    assert "| round 2: greedy CoT after vs self-consistency before | +50.0 [" in text

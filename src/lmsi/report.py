@@ -218,13 +218,17 @@ def cell_paired(p: dict | None) -> str:
     return f"{100 * p['delta']:+.1f} [{100 * lo:+.0f}, {100 * hi:+.0f}]; {p['won']} won, {p['lost']} lost of {p['n']}"
 
 
-def paired_section(base: Path, last: Path, modes: list[str]) -> list[str]:
+def paired_section(base: Path, evals: list[tuple[int, Path]], modes: list[str]) -> list[str]:
     """Per-item changes on the same questions, and the paper's transfer: does greedy CoT after
-    training reach the base model's self-consistency?"""
-    pairs = [(f"{MODE_NAMES[m]}: after vs before", paired_gain(base / f"{m}.jsonl", last / f"{m}.jsonl")) for m in modes]
-    if {"greedy_cot", "sc"} <= set(modes):
-        pairs.append(("greedy CoT after vs self-consistency before", paired_gain(base / "sc.jsonl", last / "greedy_cot.jsonl")))
-    rows = [f"| {name} | {cell_paired(p)} |" for name, p in pairs if p]
+    training reach the base model's self-consistency? One block per evaluated round (k, eval dir),
+    so a multi-round run shows where the gain stops being significant."""
+    rows = []
+    for k, last in evals:
+        tag = f"round {k}: " if len(evals) > 1 else ""
+        pairs = [(f"{MODE_NAMES[m]}: after vs before", paired_gain(base / f"{m}.jsonl", last / f"{m}.jsonl")) for m in modes]
+        if {"greedy_cot", "sc"} <= set(modes):
+            pairs.append(("greedy CoT after vs self-consistency before", paired_gain(base / "sc.jsonl", last / "greedy_cot.jsonl")))
+        rows += [f"| {tag}{name} | {cell_paired(p)} |" for name, p in pairs if p]
     if not rows:
         return []
     return ["## Paired per-item comparison (Δ points, 95% bootstrap CI)", "", "| comparison | Δ [CI]; items won / lost |",
@@ -257,7 +261,8 @@ def build_report(run_dir: Path) -> str:
         lines += [f"n = {n} held-out questions ({split} split).", ""]
     base_dir = run_dir / ("eval_student" if student_before else "eval_base")
     if before and done:
-        lines += paired_section(base_dir, run_dir / f"round_{done[-1]['k']:02d}" / "eval", _modes(before, after))
+        evals = [(r["k"], run_dir / f"round_{r['k']:02d}" / "eval") for r in done]
+        lines += paired_section(base_dir, evals, _modes(before, after))
     loop = read_json(run_dir / "loop.json")
     if rounds:
         base_probe = probe_agreement(base_dir)
