@@ -142,6 +142,39 @@ def test_signal_stats_on_known_votes():
     assert th[0.5]["coverage"] == 1.0 and th[0.5]["precision"] == 0.5
 
 
+def test_weighted_vote_on_known_paths():
+    """A confident but unlikely majority loses to a likely minority; abstainers keep their weight."""
+    import math
+
+    from lmsi.signal import signal_stats
+    from lmsi.tasks import get_task
+    from lmsi.vote import weighted_majority
+
+    answer, share, votes = weighted_majority(["4", "4", "3", None], [math.log(0.1), math.log(0.1), math.log(0.9), math.log(0.9)])
+    assert answer == "3" and votes == 1 and abs(share - 0.9 / 2.0) < 1e-9
+    assert weighted_majority([None, None], [0.0, 0.0]) == (None, 0.0, 0)
+    rows = [{"id": "a", "answers": ["3", "4", "4", "4"], "gold": "3"}]
+    s = signal_stats(get_task("arith"), rows, [], {"a": [0.0, -5.0, -5.0, -5.0]})
+    assert s["by_k"][4]["maj"] == 0.0 and s["weighted"]["maj"] == 1.0
+    assert {t["threshold"]: t["precision"] for t in s["weighted"]["thresholds"]}[0.75] == 1.0
+
+
+def test_signal_weighted_scores_each_path_once_and_resumes(tmp_path):
+    rd = tmp_path / "sig"
+    args = ["signal", "--task", "arith", "--paths", "4", "--limit", "5", "-r", str(rd), "backend=fake"]
+    assert runner.invoke(app, args).exit_code == 0
+    r = runner.invoke(app, [*args, "--weighted"])  # the same paths, scored afterwards
+    assert r.exit_code == 0, r.output
+    scored = _jsonl(rd / "eval/path_logprobs.jsonl")
+    assert [len(x["logprobs"]) for x in scored] == [4] * 5
+    assert "weighted" in json.loads((rd / "signal.json").read_text()) and "weighted: kept" in (rd / "signal.md").read_text()
+    assert runner.invoke(app, [*args, "--weighted"]).exit_code == 0
+    assert len(_jsonl(rd / "eval/path_logprobs.jsonl")) == 5  # resumed, nothing scored twice
+    out = tmp_path / "results.md"
+    assert runner.invoke(app, ["results", str(rd), "--out", str(out)]).exit_code == 0
+    assert "| weighted maj@m |" in out.read_text()
+
+
 def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
     """--samples-from a signal dir: round 1 takes its sampled paths (same questions, prompt, m, T);
     a run whose questions or sampling differ is refused before anything is written."""

@@ -89,3 +89,18 @@ def test_sampled_first_tokens_follow_the_model_distribution(tiny_model_dir):
         for text, p in want.most_common(5):
             se = (p * (1 - p) / n) ** 0.5
             assert abs(got[text] / n - p) <= 4.5 * se + 1e-9, (top_p, text, got[text] / n, p)
+
+
+def test_score_is_the_mean_token_logprob_of_each_completion(tiny_model_dir):
+    """Weighted votes read these scores: they must equal a plain forward pass over prompt + path."""
+    model, tok = _load(tiny_model_dir)
+    s = HFSampler(model, tok, batch_rows=4)
+    prompt = "Q: Ada buys 3 bags of apples.\nA: The answer is 3.\n\nQ: Ben has 4 cards. How many?\nA:"
+    paths = [" He has 4.", " Ben has 4 cards and buys 2 more, so 6. The answer is 6.", " 4"]
+    got = s.score(prompt, paths)
+    p = tok(prompt, add_special_tokens=False).input_ids
+    for g, c in zip(got, paths):
+        ids = p + tok(c, add_special_tokens=False).input_ids
+        lp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+        want = torch.stack([lp[t - 1, ids[t]] for t in range(len(p), len(ids))]).mean().item()
+        assert abs(g - want) < 1e-4, (g, want)

@@ -215,6 +215,7 @@ def signal(task: str = typer.Option("arith", "--task", "-t", help="Labeled task 
            paths: int = typer.Option(8, "--paths", help="Sampled paths per question (maj@k and pass@k for k up to this)."),
            split: Optional[str] = typer.Option(None, "--split", help="Labeled split (default: the task's unlabeled pool, whose gold is read only here)."),
            limit: int = typer.Option(50, "--limit", "-n", help="Questions (0 = the whole split)."),
+           weighted: bool = typer.Option(False, "--weighted", help="Also vote with each path weighted by its probability per token (backend=hf; scores the sampled paths once more)."),
            run_dir: Optional[Path] = RUN_DIR, config: Optional[Path] = CONFIG,
            overrides: Optional[list[str]] = OVERRIDES):
     """Measure the vote signal before self-training: greedy, single path, maj@k, pass@k, and
@@ -223,11 +224,12 @@ def signal(task: str = typer.Option("arith", "--task", "-t", help="Labeled task 
     Self-improvement turns the vote into greedy accuracy, so a model whose maj@m barely beats
     a single path, or whose confident majorities are often wrong, has little to harvest.\n
       lmsi signal --task multiarith --paths 8 --limit 100
+      lmsi signal --task multiarith --paths 8 --limit 100 --weighted   # same paths, weighted vote too
     """
     def go():
         import json
 
-        from .signal import signal_stats, write_signal
+        from .signal import path_logprobs, signal_stats, write_signal
 
         from .config import load_config
         from .pipeline import make_task
@@ -241,7 +243,15 @@ def signal(task: str = typer.Option("arith", "--task", "-t", help="Labeled task 
         p.evaluate_only()
         rows = [json.loads(l) for l in (p.run_dir / "eval" / "sc.jsonl").read_text().splitlines()]
         greedy = [json.loads(l) for l in (p.run_dir / "eval" / "greedy_cot.jsonl").read_text().splitlines()]
-        print(write_signal(p.run_dir, f"{t} ({split_name}), {p.cfg.model}", signal_stats(p.eval_task, rows, greedy)))
+        lp = None
+        if weighted:
+            import time
+
+            t0 = time.time()
+            lp = path_logprobs(p.sampler(p.model_spec(0)), rows, p.run_dir / "eval" / "path_logprobs.jsonl")
+            if not p.manifest.done("score_paths"):
+                p.manifest.mark("score_paths", time.time() - t0)
+        print(write_signal(p.run_dir, f"{t} ({split_name}), {p.cfg.model}", signal_stats(p.eval_task, rows, greedy, lp)))
         console.print(f"signal: {p.run_dir / 'signal.md'}")
     _guard(go)
 

@@ -53,6 +53,13 @@ def signal_row(d: Path, aliases: dict) -> str:
             f"| {_at(s['thresholds'], 0.5)} | {_at(s['thresholds'], 0.75)} | {_seconds(d):.0f} |")
 
 
+def weighted_row(d: Path, aliases: dict) -> str:
+    s, cfg = read_json(d / "signal.json"), read_json(d / "config.json") or {}
+    ev, w, m = cfg.get("eval", {}), s["weighted"], str(s["m"])
+    return (f"| {ev.get('task')} ({ev.get('split')}) | {_model(cfg, aliases)} | {_pct(s['by_k'][m]['maj'])} | {_pct(w['maj'])} "
+            f"| {_at(s['thresholds'], 0.5)} | {_at(w['thresholds'], 0.5)} | {_at(s['thresholds'], 0.75)} | {_at(w['thresholds'], 0.75)} |")
+
+
 def eval_rows(d: Path, aliases: dict) -> list[str]:
     summary, cfg = read_json(d / "eval" / "summary.json"), read_json(d / "config.json") or {}
     out = []
@@ -92,6 +99,13 @@ def build_results(dirs: list[Path], out: Path, aliases: dict | None = None, comp
                   "| task (split) | model | n | m | greedy | single path | maj@8 | maj@m | pass@m "
                   "| ≥ 50 % | ≥ 75 % | seconds |", "|" + "---|" * 12]
         lines += [signal_row(d, aliases) for d in signals] + [""]
+        weighted = [d for d in signals if "weighted" in read_json(d / "signal.json")]
+        if weighted:
+            lines += ["Weighted vote on the same paths (`lmsi signal --weighted`: each path counts exp(mean token "
+                      "log-prob)); precision / kept as above.", "",
+                      "| task (split) | model | maj@m | weighted maj@m | ≥ 50 % | weighted ≥ 50 % | ≥ 75 % | weighted ≥ 75 % |",
+                      "|" + "---|" * 8]
+            lines += [weighted_row(d, aliases) for d in weighted] + [""]
         lines += ["Commands:", "", "```bash", *[_command(d) for d in signals], "```", ""]
     if evals:
         lines += ["## Reference accuracy", "", "| task | model | mode | n | accuracy [95 % CI] | unextractable | seconds |",

@@ -9,12 +9,23 @@ coverage (questions kept) of the majority answer. Gold answers are read only her
 
 from __future__ import annotations
 
-from .io import atomic_write_text, write_json
-from .vote import majority
+from .io import InputError, append_jsonl, atomic_write_text, read_jsonl, write_json
+from .vote import majority, weighted_majority
 
 
-def signal_stats(task, rows: list[dict], greedy: list[dict]) -> dict:
-    """rows: the sc rows of run_eval (paths, answers, gold); greedy: its greedy_cot rows."""
+def _coverage(task, votes, rows, grid) -> list[dict]:
+    """Precision and coverage of the majority answer at each vote-share threshold."""
+    out = []
+    for t in grid:
+        kept = [(v, r) for v, r in zip(votes, rows) if v[0] is not None and v[1] >= t - 1e-9]
+        ok = sum(task.is_correct(v[0], r["gold"]) for v, r in kept)
+        out.append({"threshold": t, "coverage": len(kept) / len(rows), "precision": ok / len(kept) if kept else None})
+    return out
+
+
+def signal_stats(task, rows: list[dict], greedy: list[dict], logprobs: dict | None = None) -> dict:
+    """rows: the sc rows of run_eval (paths, answers, gold); greedy: its greedy_cot rows;
+    logprobs: {question id: each path's mean token log-prob}, for the weighted vote."""
     m = min(len(r["answers"]) for r in rows)
     n = len(rows)
     right = [[task.is_correct(a, r["gold"]) for a in r["answers"][:m]] for r in rows]
@@ -26,19 +37,19 @@ def signal_stats(task, rows: list[dict], greedy: list[dict]) -> dict:
             "maj": sum(task.is_correct(v[0], r["gold"]) for v, r in zip(votes, rows)) / n,
             "pass": sum(any(c[:k]) for c in right) / n,
         }
-    votes = [majority(r["answers"][:m]) for r in rows]
-    thresholds = []
-    for t in sorted({round(j / m, 4) for j in range(1, m + 1)}):
-        kept = [(v, r) for v, r in zip(votes, rows) if v[0] is not None and v[1] >= t - 1e-9]
-        ok = sum(task.is_correct(v[0], r["gold"]) for v, r in kept)
-        thresholds.append({"threshold": t, "coverage": len(kept) / n, "precision": ok / len(kept) if kept else None})
-    return {
+    grid = sorted({round(j / m, 4) for j in range(1, m + 1)})
+    stats = {
         "n": n, "m": m,
         "greedy": sum(g["correct"] for g in greedy) / n if greedy else None,
         "single_path": sum(sum(c) for c in right) / (n * m),
-        "by_k": by_k, "thresholds": thresholds,
+        "by_k": by_k, "thresholds": _coverage(task, [majority(r["answers"][:m]) for r in rows], rows, grid),
         "unextractable_paths": sum(a is None for r in rows for a in r["answers"][:m]) / (n * m),
     }
+    if logprobs:
+        votes = [weighted_majority(r["answers"][:m], logprobs[r["id"]][:m]) for r in rows]
+        stats["weighted"] = {"maj": sum(task.is_correct(v[0], r["gold"]) for v, r in zip(votes, rows)) / n,
+                             "thresholds": _coverage(task, votes, rows, grid)}
+    return stats
 
 
 def format_signal(name: str, s: dict) -> str:
@@ -51,8 +62,33 @@ def format_signal(name: str, s: dict) -> str:
              f"| {pct(s['greedy'])} | {pct(s['single_path'])} | " + " | ".join(pct(s["by_k"][k]["maj"]) for k in ks)
              + " | " + " | ".join(pct(s["by_k"][k]["pass"]) for k in ks) + " |", "",
              "| vote share ≥ | questions kept (%) | majority correct (%) |", "|---|---|---|"]
-    lines += [f"| {t['threshold']:.3f} | {pct(t['coverage'])} | {pct(t['precision'])} |" for t in s["thresholds"]]
+    w = s.get("weighted")
+    if w:
+        lines[-2:] = [f"Weighted vote (each path counts exp(mean token log-prob)): maj@{s['m']} {pct(w['maj'])} "
+                      f"vs. {pct(s['by_k'][s['m']]['maj'])} unweighted.", "",
+                      "| vote share ≥ | questions kept (%) | majority correct (%) | weighted: kept (%) | weighted: correct (%) |",
+                      "|---|---|---|---|---|"]
+    for i, t in enumerate(s["thresholds"]):
+        extra = f" {pct(w['thresholds'][i]['coverage'])} | {pct(w['thresholds'][i]['precision'])} |" if w else ""
+        lines.append(f"| {t['threshold']:.3f} | {pct(t['coverage'])} | {pct(t['precision'])} |{extra}")
     return "\n".join(lines)
+
+
+def path_logprobs(sampler, rows: list[dict], path) -> dict:
+    """Each sampled path's mean token log-prob under the model that sampled it, appended to
+    `path` one question at a time, so an interrupted run scores only the rest."""
+    from .progress import bar
+
+    if not hasattr(sampler, "score"):
+        raise InputError(f"weighted votes need path log-probs, which backend {sampler.name!r} does not give; use backend=hf")
+    done = {r["id"]: r["logprobs"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
+    with bar("score paths", total=len(rows), completed=len(done)) as tracker:
+        for r in rows:
+            if r["id"] not in done:
+                done[r["id"]] = sampler.score(r["prompt"], r["paths"])
+                append_jsonl(path, [{"id": r["id"], "logprobs": done[r["id"]]}])
+                tracker.advance(1)
+    return done
 
 
 def write_signal(out_dir, name: str, stats: dict) -> str:

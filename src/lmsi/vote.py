@@ -5,6 +5,7 @@ Pure functions plus `run_vote`, which reads samples.jsonl and writes votes.jsonl
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +24,20 @@ def majority(answers: list[str | None]) -> tuple[str | None, float, int]:
     first = {a: i for i, a in reversed(list(enumerate(answers))) if a is not None}
     best = max(counts, key=lambda a: (counts[a], -first[a]))
     return best, counts[best] / len(answers), counts[best]
+
+
+def weighted_majority(answers: list[str | None], logprobs: list[float]) -> tuple[str | None, float, int]:
+    """Like `majority`, but each path votes with its probability per token, exp(mean token
+    log-prob) (self-consistency's normalized weighting): (answer, weight share, paths for it)."""
+    w = [math.exp(x) for x in logprobs]
+    total: dict[str, float] = {}
+    for a, x in zip(answers, w):
+        if a is not None:
+            total[a] = total.get(a, 0.0) + x
+    if not total:
+        return None, 0.0, 0
+    best = max(total, key=lambda a: (total[a], -answers.index(a)))
+    return best, total[best] / sum(w), answers.count(best)
 
 
 def vote_rows(samples: list[dict]) -> list[dict]:

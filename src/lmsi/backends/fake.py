@@ -40,3 +40,7 @@ class FakeSampler:
             if progress:
                 progress(i + 1)
         return out
+
+    def score(self, prompt: str, completions: list[str]) -> list[float]:
+        """Stand-in path log-probs for weighted-vote plumbing tests: shorter paths weigh more."""
+        return [-len(c) / 100 for c in completions]

@@ -62,7 +62,24 @@ class HFSampler:
             self._prefix = [(layer.keys, layer.values) for layer in cache.layers]
         return self._prefix
 
+    @torch.inference_mode()
+    def score(self, prompt: str, completions: list[str]) -> list[float]:
+        """Mean token log-probability (T=1) of each completion after `prompt`: the weight of a
+        path in a weighted vote. The prompt's KV is shared by all completions, as in sampling."""
+        p = self.tok(prompt, add_special_tokens=False).input_ids
+        cs = [self.tok(c, add_special_tokens=False).input_ids or [self.tok.eos_token_id] for c in completions]
+        keep = 1 + max(len(c) for c in cs)  # prompt's last position predicts each completion's first token
+        _, logits, _, _ = self._prefill_ids([p + c for c in cs], room=0, shared=len(p) - 1, keep=keep)
+        out = []
+        for r, c in enumerate(cs):
+            lp = torch.log_softmax(logits[r, keep - 1 - len(c) : keep - 1], -1)
+            out.append(lp.gather(-1, torch.tensor(c, device=lp.device).unsqueeze(-1)).mean().item())
+        return out
+
     def _prefill(self, prompts: list[str], room: int):
+        return self._prefill_ids([self.tok(p, add_special_tokens=False).input_ids for p in prompts], room)
+
+    def _prefill_ids(self, all_ids: list[list[int]], room: int, shared: int | None = None, keep: int = 1):
         """Reuse the common prefix's KV, then prefill all suffixes in one left-padded batch.
 
         Row r's cache is [prefix | padding | suffix_r]; the attention mask hides the padding,
@@ -70,13 +87,13 @@ class HFSampler:
         """
         from transformers import DynamicCache
 
-        all_ids = [self.tok(p, add_special_tokens=False).input_ids for p in prompts]
         lcp = min(len(x) for x in all_ids) - 1  # every prompt keeps >= 1 token to prefill
+        lcp = lcp if shared is None else min(lcp, shared)  # scoring needs logits from `shared` on
         for i in range(lcp):
             if any(x[i] != all_ids[0][i] for x in all_ids):
                 lcp = i
                 break
-        rows, width = len(prompts), max(len(x) for x in all_ids) - lcp
+        rows, width = len(all_ids), max(len(x) for x in all_ids) - lcp
         ids = torch.full((rows, width), self.tok.pad_token_id or 0)
         mask = torch.zeros(rows, lcp + width, dtype=torch.long)
         mask[:, :lcp] = 1
@@ -93,8 +110,9 @@ class HFSampler:
         else:
             cache.layers = [_BufferedLayer(None, None, width + room) for _ in range(self.model.config.num_hidden_layers)]
         ids, mask, pos = ids.to(self.dev), mask.to(self.dev), pos.to(self.dev)
-        res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1)
-        return res.cache, res.logits[:, -1].float(), torch.tensor([len(x) for x in all_ids], device=self.dev), mask
+        res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=keep)
+        logits = res.logits[:, -1].float() if keep == 1 else res.logits.float()
+        return res.cache, logits, torch.tensor([len(x) for x in all_ids], device=self.dev), mask
 
     def _run_chunk(self, prompts: list[str], params: SamplingParams, gen) -> list[str]:
         n = params.n
