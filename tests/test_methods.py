@@ -329,6 +329,8 @@ def test_samples_from_serves_a_variant_that_evaluates_fewer_modes(method_run, tm
     assert r.exit_code == 0 and table["round"] == ["1", "1"], r.output
     assert table["self-consistency maj@m: before → after (Δ)"][1].endswith("→ –")  # sc not evaluated after
     assert "build.threshold: 0.0 -> 0.75" in r.output
+    assert table[f"greedy CoT vs `{src.name}`, paired"][0] == "–" and table[f"greedy CoT vs `{src.name}`, paired"][1].endswith("of 3")
+    assert table["greedy CoT after vs self-consistency before, paired"][1].endswith("of 3")
     r = runner.invoke(app, ["compare", str(src), str(rd), "--round", "2"])
     assert r.exit_code == 2 and "round 2 has no evaluation" in r.output
     out = tmp_path / "page.md"

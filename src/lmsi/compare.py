@@ -58,6 +58,8 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
         "name": run_dir.name, "round": int(rd.name.split("_")[1]), "config": cfg, "method": _method(cfg),
         "modes": {m: ((before or {}).get(m), (after or {}).get(m)) for m in MODE_NAMES},
         "paired": {m: paired_gain(run_dir / "eval_base" / f"{m}.jsonl", rd / "eval" / f"{m}.jsonl") for m in MODE_NAMES},
+        "transfer": paired_gain(run_dir / "eval_base" / "sc.jsonl", rd / "eval" / "greedy_cot.jsonl"),
+        "greedy_file": rd / "eval" / "greedy_cot.jsonl",
         "pseudo": pseudo_label_stats(votes, cfg.get("build", {}).get("threshold", 0.0), task_from_config(cfg)) if votes else None,
         "train_items": len(read_jsonl(build_file)) if build_file.exists() else None,
         "item_kind": {"sft": "rows", "dpo": "pairs", "grpo": "prompts"}.get(method, "rows"),
@@ -92,6 +94,11 @@ def format_comparison(runs: list[dict]) -> str:
     for m in shown:
         rows.append((f"{MODE_NAMES[m]}: before → after (Δ)", [_cell_mode(r["modes"][m]) for r in runs]))
         rows.append((f"{MODE_NAMES[m]}: paired Δ per item [95% CI]", [cell_paired(r["paired"][m]) for r in runs]))
+    if any(r["transfer"] for r in runs):  # the paper's transfer: greedy after reaches self-consistency before
+        rows.append(("greedy CoT after vs self-consistency before, paired", [cell_paired(r["transfer"]) for r in runs]))
+    if len(runs) > 1:  # variants on one eval set: each against the first column, item by item
+        rows.append((f"greedy CoT vs `{runs[0]['name']}`, paired", ["–"] + [
+            cell_paired(paired_gain(runs[0]["greedy_file"], r["greedy_file"])) for r in runs[1:]]))
     rows += [
         ("pseudo-label accuracy of kept questions", [_cell_pseudo(r["pseudo"]) for r in runs]),
         ("training set", ["–" if r["train_items"] is None else f"{r['train_items']} {r['item_kind']}" for r in runs]),
