@@ -27,18 +27,21 @@ step() {
     # the CPU-sized MultiArith run: measure the signal on 100 train questions (m=8), then train
     # round 1 on those very paths (--samples-from) and score on the first 100 test questions
     multiarith_cpu)
-      $L signal --task multiarith --paths 8 --limit 100 -m "$M05" -r "$R/signal_05_multiarith_m8" $G
+      $L signal --task multiarith --paths 8 --limit 100 -m "$M05" -r "$R/signal_05_multiarith_m8" --weighted $G
       $L run -r "$R/multiarith_05_cpu" model="$M05" data.task=multiarith data.limit=100 data.overlap=drop \
         loop.rounds=3 loop.questions=same loop.stop=false sample.m=8 build.max_paths=4 build.max_rows=240 \
         eval.limit=100 "eval.modes=[greedy_cot,sc]" eval.sc_m=8 $G --samples-from "$R/signal_05_multiarith_m8" ;;
-    # variants of its round 1 on the same samples and base eval, greedy CoT only (issue #10 item 3)
+    # variants of its round 1 on the same samples (borrowed from the signal run, so they need not
+    # wait for the 3-round run), greedy CoT only (issue #10 item 3); `default` is round 1 as above
     multiarith_cpu_variants)
       V=(model="$M05" data.task=multiarith data.limit=100 data.overlap=drop loop.rounds=1 loop.questions=same
          loop.stop=false sample.m=8 build.max_paths=4 build.max_rows=240 eval.limit=100 "eval.modes=[greedy_cot]" eval.sc_m=8 $G)
-      $L run -r "$R/multiarith_05_cpu_strict" "${V[@]}" build.threshold=0.75 --samples-from "$R/multiarith_05_cpu"
+      S=(--samples-from "$R/signal_05_multiarith_m8")
       $L run -r "$R/multiarith_05_cpu_cotonly" "${V[@]}" \
-        "build.formats={fewshot_cot: 1, fewshot_direct: 0, zeroshot_cot: 1, zeroshot_direct: 0}" --samples-from "$R/multiarith_05_cpu"
-      $L run -r "$R/multiarith_05_cpu_epochs2" "${V[@]}" train.epochs=2 --samples-from "$R/multiarith_05_cpu" ;;
+        "build.formats={fewshot_cot: 1, fewshot_direct: 0, zeroshot_cot: 1, zeroshot_direct: 0}" "${S[@]}"
+      $L run -r "$R/multiarith_05_cpu_strict" "${V[@]}" build.threshold=0.75 "${S[@]}"
+      $L run -r "$R/multiarith_05_cpu_default" "${V[@]}" "${S[@]}"
+      $L run -r "$R/multiarith_05_cpu_epochs2" "${V[@]}" train.epochs=2 "${S[@]}" ;;
     # the strongest real-benchmark signal of the 0.5B: three rounds on the same 299 unlabeled
     # MultiArith questions (one near-duplicate of a test question dropped), scored on all 300 test ones
     multiarith) $L run -r "$R/multiarith_05" model="$M05" data.task=multiarith data.limit=0 data.overlap=drop \

@@ -31,6 +31,19 @@ def test_three_rounds_on_fresh_questions(tiny_model_dir, tmp_path):
     report = (rd / "report.md").read_text()
     assert "## Rounds" in report and "| 3 |" in report and "after 3 round(s)" in report
     assert json.loads((rd / "loop.json").read_text())["rounds_done"] == 3
+    # the text-free archive rebuilds the same report, holding no question, prompt, path or weight
+    arc = tmp_path / "docs" / "r"
+    r = runner.invoke(app, ["archive", str(rd), str(arc)])
+    assert r.exit_code == 0, r.output
+    questions = [json.loads(l)["question"] for l in (rd / "round_01/samples.jsonl").read_text().splitlines()]
+    stored = "".join(p.read_text() for p in arc.rglob("*") if p.suffix in (".json", ".jsonl", ".txt", ".yaml"))
+    assert questions and not any(q in stored for q in questions) and '"gold"' not in stored
+    assert not list(arc.rglob("*.safetensors")) and not (arc / "round_01/model").exists()
+    (arc / "report.md").unlink()
+    assert runner.invoke(app, ["report", "-r", str(arc)]).exit_code == 0
+    assert (arc / "report.md").read_text() == report
+    bad = runner.invoke(app, ["archive", str(tmp_path / "nothing"), str(arc)])
+    assert bad.exit_code == 2 and "not an lmsi run" in bad.output
     # a stage of round 2 cannot run before round 1 trained, in a new run dir
     r = runner.invoke(app, ["sample", "-k", "2", "-r", str(tmp_path / "r2"), f"model={tiny_model_dir}", *TINY])
     assert r.exit_code == 2 and "finish round 1 first" in r.output
@@ -162,3 +175,15 @@ def test_report_pairs_items_and_checks_the_papers_transfer(tmp_path):
     assert "| round 1: greedy CoT: after vs before | +50.0 [" in text
     assert "| round 2: greedy CoT: after vs before | +75.0 [" in text and "3 won, 0 lost of 4" in text
     assert "| round 2: greedy CoT after vs self-consistency before | +50.0 [" in text
+
+
+def test_archive_rows_keep_ids_and_answer_equality_but_no_text():
+    from lmsi.archive import strip_text
+
+    span = "the river that runs past the old mill"  # a long answer, e.g. a DROP span
+    row = {"id": "q-1", "question": "How many?", "paths": ["I think", "so"], "answers": [span, span, "7"],
+           "prediction": span, "correct": True, "format": "fewshot_cot"}
+    out = strip_text(row)
+    assert set(out) == {"id", "answers", "prediction", "correct", "format"}
+    assert out["answers"][0] == out["answers"][1] == out["prediction"] != span and out["answers"][2] == "7"
+    assert strip_text({"model": "/a/very/long/path/to/some/local/checkpoint"}, digest_long=False)["model"].startswith("/a/")

@@ -325,6 +325,25 @@ def results(run_dirs: list[Path] = typer.Argument(..., metavar="DIR...", help="l
     _guard(go)
 
 
+@app.command()
+def archive(run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished lmsi run, signal or eval directory."),
+            out: Path = typer.Argument(..., metavar="OUT", help="Where the text-free copy goes (e.g. docs/runs/NAME).")):
+    """Keep a run's numbers in git: copy RUN_DIR without dataset text (questions, prompts, gold
+    answers, sampled paths) or weights. `lmsi report`, `results` and `compare` read the copy like
+    the run itself, so a results page can be rebuilt after the run directory is gone.
+
+    Example:\n
+      lmsi archive runs/ref/multiarith_05_cpu docs/runs/multiarith_05_cpu
+    """
+    def go():
+        from .archive import archive_run
+
+        files = archive_run(run_dir, out)
+        size = sum(f.stat().st_size for f in files)
+        console.print(f"archived {len(files)} files ({size / 1e6:.2f} MB) to {out}")
+    _guard(go)
+
+
 @app.command("accelerate-config")
 def accelerate_config_cmd(gpus: int = typer.Option(..., "--gpus", help="GPUs per machine."),
                           strategy: str = typer.Option("zero2", "--strategy", help="ddp, zero2, zero3 (DeepSpeed) or fsdp."),

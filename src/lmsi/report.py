@@ -27,13 +27,19 @@ def _jsonl(path: Path) -> list[dict]:
     return read_jsonl(path) if path.exists() else []
 
 
+def label_correct(v: dict, task) -> bool | None:
+    """Whether a vote's pseudo-label matches its gold answer (an archive stores only this verdict)."""
+    if "label_correct" in v:
+        return v["label_correct"]
+    return None if v.get("gold") is None else task.is_correct(v["answer"], v["gold"])
+
+
 def pseudo_label_stats(votes: list[dict], threshold: float, task) -> dict:
     kept = [v for v in votes if v["answer"] is not None and v["confidence"] >= threshold]
-    with_gold = [v for v in kept if v.get("gold") is not None]
-    right = sum(task.is_correct(v["answer"], v["gold"]) for v in with_gold)
+    verdicts = [c for c in (label_correct(v, task) for v in kept) if c is not None]
     return {
         "questions": len(votes), "kept": len(kept),
-        "pseudo_label_accuracy": right / len(with_gold) if with_gold else None,
+        "pseudo_label_accuracy": sum(verdicts) / len(verdicts) if verdicts else None,
         "mean_confidence": sum(v["confidence"] for v in votes) / max(1, len(votes)),
         "mean_distinct_answers": sum(v["distinct"] for v in votes) / max(1, len(votes)),
     }
@@ -154,8 +160,9 @@ def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
     for r in rounds:
         bins: dict[float, list[bool]] = {}
         for v in r["votes"]:
-            if v["answer"] is not None and v.get("gold") is not None:
-                bins.setdefault(round(v["confidence"], 1), []).append(task.is_correct(v["answer"], v["gold"]))
+            ok = label_correct(v, task) if v["answer"] is not None else None
+            if ok is not None:
+                bins.setdefault(round(v["confidence"], 1), []).append(ok)
         xs = sorted(bins)
         if xs:
             ax.plot(xs, [100 * sum(bins[x]) / len(bins[x]) for x in xs], "o-", label=f"round {r['k']}")
