@@ -4,7 +4,7 @@
 #
 #   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith_cpu_variants multiarith gsm8k15 (default: all)
 #
-# Env: R (runs folder, default runs/ref), M05 / M15 (model specs, default the embedded GGUFs),
+# Env: R (runs folder, default runs/ref), A (archives, default docs/runs), M05 / M15 (model specs, default the embedded GGUFs),
 # EXTRA (overrides added to every command, e.g. "sample.batch_rows=1024" on a GPU).
 # On a 2-core CPU the whole set takes days; on one H100 about an hour.
 set -euo pipefail
@@ -58,4 +58,8 @@ step() {
 
 for s in "${@:-signal05 signal15 multiarith gsm8k15}"; do
   for one in $s; do step "$one"; done
+done
+# run directories hold dataset text and weights and are not committed: keep their numbers in docs/runs
+for d in "$R"/*/; do
+  if [[ -e "$d/manifest.json" || -e "$d/signal.json" ]]; then $L archive "$d" "${A:-docs/runs}/$(basename "$d")"; fi
 done
