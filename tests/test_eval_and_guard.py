@@ -175,6 +175,40 @@ def test_signal_weighted_scores_each_path_once_and_resumes(tmp_path):
     assert "| weighted maj@m |" in out.read_text()
 
 
+def test_weighted_vote_stage_takes_the_signals_scores_or_scores_each_path_once(tmp_path, monkeypatch):
+    from lmsi.cli import _pipeline
+    from lmsi.pipeline import Pipeline
+    from lmsi.backends.fake import FakeSampler
+    from lmsi.vote import weighted_majority
+
+    # weights far apart, so a weighted vote differs from a plain one
+    monkeypatch.setattr(FakeSampler, "score", lambda self, p, cs: [-3.0 * (i % 2) for i in range(len(cs))])
+    sig = tmp_path / "sig"
+    args = ["signal", "--task", "arith", "--paths", "4", "--limit", "5", "-r", str(sig), "--weighted", "backend=fake"]
+    assert runner.invoke(app, args).exit_code == 0
+    cfg = ["backend=fake", "data.task=arith", "data.limit=5", "sample.m=4", "eval.limit=2", "build.vote=weighted"]
+
+    def votes_are_weighted(rd):
+        lp = {r["id"]: r["logprobs"] for r in _jsonl(rd / "round_01/path_logprobs.jsonl")}
+        samples = {r["id"]: r for r in _jsonl(rd / "round_01/samples.jsonl")}
+        votes = _jsonl(rd / "round_01/votes.jsonl")
+        return len(votes) == len(lp) == 5 and all(
+            (v["answer"], v["confidence"]) == (lambda a, c, _: (a, round(c, 4)))(*weighted_majority(samples[v["id"]]["answers"], lp[v["id"]]))
+            for v in votes)
+
+    _pipeline(None, tmp_path / "a", cfg).reuse_samples(sig)
+    with monkeypatch.context() as m:  # the signal scored these paths: no model is loaded to vote
+        m.setattr(Pipeline, "sampler", lambda *a, **k: pytest.fail("scored again"))
+        assert runner.invoke(app, ["vote", "-r", str(tmp_path / "a")]).exit_code == 0
+    assert votes_are_weighted(tmp_path / "a")
+    b = tmp_path / "b"  # its own samples: the vote stage scores them
+    assert runner.invoke(app, ["sample", "-r", str(b), *cfg]).exit_code == 0
+    assert runner.invoke(app, ["vote", "-r", str(b)]).exit_code == 0 and votes_are_weighted(b)
+    plain = [r["confidence"] for r in _jsonl(b / "round_01/votes.jsonl")]
+    assert runner.invoke(app, ["vote", "-r", str(b), "--force", "--redo", "build.vote=majority"]).exit_code == 0
+    assert [r["confidence"] for r in _jsonl(b / "round_01/votes.jsonl")] != plain  # the weights changed the shares
+
+
 def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
     """--samples-from a signal dir: round 1 takes its sampled paths (same questions, prompt, m, T);
     a run whose questions or sampling differ is refused before anything is written."""

@@ -248,7 +248,7 @@ def signal(task: str = typer.Option("arith", "--task", "-t", help="Labeled task 
             import time
 
             t0 = time.time()
-            lp = path_logprobs(p.sampler(p.model_spec(0)), rows, p.run_dir / "eval" / "path_logprobs.jsonl")
+            lp = path_logprobs(lambda: p.sampler(p.model_spec(0)), rows, p.run_dir / "eval" / "path_logprobs.jsonl")
             if not p.manifest.done("score_paths"):
                 p.manifest.mark("score_paths", time.time() - t0)
         print(write_signal(p.run_dir, f"{t} ({split_name}), {p.cfg.model}", signal_stats(p.eval_task, rows, greedy, lp)))

@@ -55,6 +55,9 @@ class SampleConfig:
 @dataclass
 class BuildConfig:
     threshold: float = opt(0.5, "keep questions whose majority vote share >= this", ge=0.0, le=1.0)
+    vote: str = opt("majority", "majority: each path one vote (the paper); weighted: each path counts exp(mean token "
+                    "log-prob) under the model that sampled it (backend=hf; every path is scored once, resumably)",
+                    choices=["majority", "weighted"])
     max_paths: int = opt(2, "majority paths kept per question", ge=1)
     formats: dict = opt(
         {f: 1.0 for f in FORMATS},

@@ -102,7 +102,7 @@ class Pipeline:
         stages = Manifest(src).data["stages"]
         moved = {"exemplars": ["exemplars.json"], "questions": ["questions_self.jsonl"],
                  "eval_base": ["eval_base", "contamination.json"], "eval_student": ["eval_student"],
-                 "round_01/sample": ["round_01/samples.jsonl"]}
+                 "round_01/sample": ["round_01/samples.jsonl", "round_01/path_logprobs.jsonl"]}
         taken = []
         for stage, paths in moved.items():
             if stage not in stages or self.manifest.done(stage):
@@ -156,6 +156,10 @@ class Pipeline:
                 raise InputError(f"cannot reuse the paths of {src}: question {q.id} {why}")
             out.append(sample_row(self.task, q, prompt, r["paths"]))
         write_jsonl(self.round_dir(1) / "samples.jsonl", out)
+        if (src / "eval" / "path_logprobs.jsonl").exists():  # `lmsi signal --weighted` scored these very paths
+            import shutil
+
+            shutil.copy2(src / "eval" / "path_logprobs.jsonl", self.round_dir(1) / "path_logprobs.jsonl")
         seconds = Manifest(src).data["stages"].get("eval_only", {}).get("seconds", 0.0)
         self.manifest.mark("round_01/sample", seconds, questions=len(out), reused_from=str(src),
                            note="paths sampled by lmsi signal; seconds include its greedy pass")
@@ -454,9 +458,16 @@ class Pipeline:
     def _vote(self, k):
         from .vote import run_vote
 
-        rows = run_vote(self.round_dir(k))
+        rows = run_vote(self.round_dir(k), self._path_logprobs(k) if self.cfg.build.vote == "weighted" else None)
         return {"confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows),
                 "agreement": sum(r["confidence"] for r in rows) / max(1, len(rows))}
+
+    def _path_logprobs(self, k) -> dict:
+        from .signal import path_logprobs
+
+        rd = self.round_dir(k)
+        rows = [{"id": s["id"], "prompt": s["prompt"], "paths": s["completions"]} for s in read_jsonl(rd / "samples.jsonl")]
+        return path_logprobs(lambda: self.sampler(self.model_spec(k - 1)), rows, rd / "path_logprobs.jsonl")
 
     def _build(self, k):
         from .build import run_build

@@ -74,14 +74,18 @@ def format_signal(name: str, s: dict) -> str:
     return "\n".join(lines)
 
 
-def path_logprobs(sampler, rows: list[dict], path) -> dict:
+def path_logprobs(make_sampler, rows: list[dict], path) -> dict:
     """Each sampled path's mean token log-prob under the model that sampled it, appended to
-    `path` one question at a time, so an interrupted run scores only the rest."""
+    `path` one question at a time, so an interrupted run scores only the rest. `make_sampler()`
+    is called only when some path is still unscored (loading a model is not free)."""
     from .progress import bar
 
+    done = {r["id"]: r["logprobs"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
+    if all(r["id"] in done for r in rows):
+        return done
+    sampler = make_sampler()
     if not hasattr(sampler, "score"):
         raise InputError(f"weighted votes need path log-probs, which backend {sampler.name!r} does not give; use backend=hf")
-    done = {r["id"]: r["logprobs"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
     with bar("score paths", total=len(rows), completed=len(done)) as tracker:
         for r in rows:
             if r["id"] not in done:

@@ -40,10 +40,11 @@ def weighted_majority(answers: list[str | None], logprobs: list[float]) -> tuple
     return best, total[best] / sum(w), answers.count(best)
 
 
-def vote_rows(samples: list[dict]) -> list[dict]:
+def vote_rows(samples: list[dict], logprobs: dict | None = None) -> list[dict]:
+    """One vote per question; with `logprobs` (id -> each path's mean token log-prob) a weighted one."""
     out = []
     for s in samples:
-        answer, conf, votes = majority(s["answers"])
+        answer, conf, votes = weighted_majority(s["answers"], logprobs[s["id"]]) if logprobs else majority(s["answers"])
         out.append({
             "id": s["id"], "question": s["question"], "answer": answer, "confidence": round(conf, 4),
             "votes": votes, "paths": len(s["answers"]),
@@ -54,8 +55,8 @@ def vote_rows(samples: list[dict]) -> list[dict]:
     return out
 
 
-def run_vote(round_dir: Path) -> list[dict]:
-    rows = vote_rows(read_jsonl(round_dir / "samples.jsonl"))
+def run_vote(round_dir: Path, logprobs: dict | None = None) -> list[dict]:
+    rows = vote_rows(read_jsonl(round_dir / "samples.jsonl"), logprobs)
     write_jsonl(round_dir / "votes.jsonl", rows)
     return rows
 
