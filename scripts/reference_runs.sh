@@ -41,6 +41,7 @@ step() {
         "build.formats={fewshot_cot: 1, fewshot_direct: 0, zeroshot_cot: 1, zeroshot_direct: 0}" "${S[@]}"
       S=(--samples-from "$R/multiarith_05_cpu_cotonly")  # its samples and its base eval
       $L run -r "$R/multiarith_05_cpu_default" "${V[@]}" "${S[@]}"
+      $L run -r "$R/multiarith_05_cpu_weighted" "${V[@]}" build.vote=weighted "${S[@]}"
       $L run -r "$R/multiarith_05_cpu_strict" "${V[@]}" build.threshold=0.75 "${S[@]}"
       $L run -r "$R/multiarith_05_cpu_epochs2" "${V[@]}" train.epochs=2 "${S[@]}" ;;
     # the strongest real-benchmark signal of the 0.5B: three rounds on the same 299 unlabeled
