@@ -23,14 +23,14 @@ SKIP_DIRS = {"adapter", "model", "checkpoints"}  # weights
 KEEP = {".json", ".jsonl", ".yaml", ".md", ".png", ".txt"}
 
 
-def strip_text(obj, digest_long: bool = True):
-    """obj without TEXT_KEYS; with `digest_long`, other long strings become short digests, which
-    keep what the reports need of them (equal answers stay equal, ids still pair items)."""
+def strip_text(obj):
+    """obj without TEXT_KEYS; other long strings become short digests, which keep what the
+    reports need of them (equal answers stay equal, ids still pair items)."""
     if isinstance(obj, dict):
-        return {k: strip_text(v, digest_long) for k, v in obj.items() if k not in TEXT_KEYS}
+        return {k: strip_text(v) for k, v in obj.items() if k not in TEXT_KEYS}
     if isinstance(obj, list):
-        return [strip_text(v, digest_long) for v in obj]
-    if digest_long and isinstance(obj, str) and len(obj) > MAX_STR:
+        return [strip_text(v) for v in obj]
+    if isinstance(obj, str) and len(obj) > MAX_STR:
         return "sha1:" + hashlib.sha1(obj.encode()).hexdigest()[:16]
     return obj
 
@@ -62,8 +62,10 @@ def archive_run(src: Path, dst: Path) -> list[Path]:
             rows = read_jsonl(f, tolerate_torn_tail=True)
             conv = (lambda r: _vote_row(r, task)) if f.name in ("votes.jsonl", "exemplar_votes.jsonl") else strip_text
             atomic_write_text(out, "".join(json.dumps(conv(r), ensure_ascii=False) + "\n" for r in rows))
-        elif f.suffix == ".json":
-            write_json(out, strip_text(json.loads(f.read_text()), digest_long=False))  # configs, summaries: ours
+        elif f.name == "exemplars.json":  # self-written exemplars quote unlabeled questions
+            write_json(out, strip_text(json.loads(f.read_text())))
+        elif f.suffix == ".json":  # configs, manifests, summaries: numbers and names lmsi wrote
+            write_json(out, json.loads(f.read_text()))
         elif f.name.startswith("report") or f.name in ("commands.txt", "config.yaml", "signal.md"):
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, out)  # written by lmsi from numbers and commands, not from dataset text
