@@ -31,16 +31,14 @@ step() {
       $L run -r "$R/multiarith_05_cpu" model="$M05" data.task=multiarith data.limit=100 data.overlap=drop \
         loop.rounds=3 loop.questions=same loop.stop=false sample.m=8 build.max_paths=4 build.max_rows=240 \
         eval.limit=100 "eval.modes=[greedy_cot,sc]" eval.sc_m=8 $G --samples-from "$R/signal_05_multiarith_m8" ;;
-    # variants of its round 1 on the same samples (borrowed from the signal run, so they need not
-    # wait for the 3-round run), greedy CoT only (issue #10 item 3); `default` is round 1 as above
+    # variants of its round 1 on the same paths, greedy CoT only (issue #10 item 3): the first
+    # borrows the signal run's paths, the others the 3-round run's paths and base eval
     multiarith_cpu_variants)
       V=(model="$M05" data.task=multiarith data.limit=100 data.overlap=drop loop.rounds=1 loop.questions=same
          loop.stop=false sample.m=8 build.max_paths=4 build.max_rows=240 eval.limit=100 "eval.modes=[greedy_cot]" eval.sc_m=8 $G)
-      S=(--samples-from "$R/signal_05_multiarith_m8")
       $L run -r "$R/multiarith_05_cpu_cotonly" "${V[@]}" \
-        "build.formats={fewshot_cot: 1, fewshot_direct: 0, zeroshot_cot: 1, zeroshot_direct: 0}" "${S[@]}"
-      S=(--samples-from "$R/multiarith_05_cpu_cotonly")  # its samples and its base eval
-      $L run -r "$R/multiarith_05_cpu_default" "${V[@]}" "${S[@]}"
+        "build.formats={fewshot_cot: 1, fewshot_direct: 0, zeroshot_cot: 1, zeroshot_direct: 0}" --samples-from "$R/signal_05_multiarith_m8"
+      S=(--samples-from "$R/multiarith_05_cpu")
       $L run -r "$R/multiarith_05_cpu_weighted" "${V[@]}" build.vote=weighted "${S[@]}"
       $L run -r "$R/multiarith_05_cpu_strict" "${V[@]}" build.threshold=0.75 "${S[@]}"
       $L run -r "$R/multiarith_05_cpu_epochs2" "${V[@]}" train.epochs=2 "${S[@]}" ;;
