@@ -298,7 +298,14 @@ def test_samples_from_reuses_one_sample_budget(method_run, tmp_path):
     assert (rd / "round_01/pairs.jsonl").exists()
     r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "other"), f"model={cfg['model']}", "backend=fake",
                             *SMALL, "sample.m=3", "--samples-from", str(src)])
-    assert r.exit_code == 2 and "sample.m" in r.output and not (tmp_path / "other/round_01").exists()
+    assert r.exit_code == 2 and "sample.m" in r.output and not (tmp_path / "other").exists()
+    # a second build/train draw on the same samples: train.seed differs, the samples do not
+    r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "seed1"), f"model={cfg['model']}", "backend=fake",
+                            *SMALL, *METHODS["sft"], "train.seed=1", "--samples-from", str(src)])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "seed1/round_01/samples.jsonl").read_bytes() == (src / "round_01/samples.jsonl").read_bytes()
+    rows = [(d / "round_01/train.jsonl").read_text() for d in (src, tmp_path / "seed1")]
+    assert rows[0] and rows[0] != rows[1]  # another row draw and order
 
 
 def test_samples_from_serves_a_variant_that_evaluates_fewer_modes(method_run, tmp_path):

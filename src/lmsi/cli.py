@@ -100,7 +100,11 @@ def run(config: Optional[Path] = CONFIG, run_dir: Optional[Path] = RUN_DIR, over
     def go():
         p = _pipeline(config, run_dir, (overrides or []) + extra, force)
         if samples_from:
-            p.reuse_samples(samples_from)
+            try:
+                p.reuse_samples(samples_from)
+            except Exception:
+                p.discard_if_unstarted()  # a refused borrow leaves no half-made run dir behind
+                raise
         table = p.run()
         print(table)
         console.print(f"report: {p.run_dir / 'report.md'}")

@@ -84,6 +84,8 @@ class TrainConfig:
     epochs: float = opt(1.0, "passes over the training rows", gt=0.0)
     batch_size: int = opt(4, "rows per optimizer step", ge=1)
     max_length: int = opt(512, "truncate rows longer than this many tokens", ge=16)
+    seed: int = opt(-1, "seed for the build and train stages (row choice and order, LoRA init); -1 = the run's "
+                    "seed. Another value is a second training draw on the same (borrowed) samples", ge=-1)
     save_steps: int = opt(10, "checkpoint every N optimizer steps (weights, optimizer, RNG) so a killed run resumes", ge=1)
     report_to: str = opt("none", "trainer metrics sink: none, tensorboard, mlflow, wandb")
     dpo_beta: float = opt(0.1, "dpo: how strongly the policy is held to the reference (base) model", gt=0.0)

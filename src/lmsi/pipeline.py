@@ -83,6 +83,15 @@ class Pipeline:
         write_json(self.run_dir / "config.json", new)
 
     # keys a borrowed stage depends on: a run that differs in any of them must sample for itself
+    def discard_if_unstarted(self) -> None:
+        """Remove what opening the run wrote (config, command log) when no stage has run yet."""
+        if self.manifest.data["stages"]:
+            return
+        for name in ("config.yaml", "config.json", "commands.txt"):
+            (self.run_dir / name).unlink(missing_ok=True)
+        if self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
+            self.run_dir.rmdir()
+
     SAMPLE_KEYS = ("model", "backend", "dtype", "seed", "student", "data", "sample", "eval", "selfgen", "loop.questions")
 
     def reuse_samples(self, src: Path) -> list[str]:
@@ -469,10 +478,14 @@ class Pipeline:
         rows = [{"id": s["id"], "prompt": s["prompt"], "paths": s["completions"]} for s in read_jsonl(rd / "samples.jsonl")]
         return path_logprobs(lambda: self.sampler(self.model_spec(k - 1)), rows, rd / "path_logprobs.jsonl")
 
+    def _train_seed(self, k):
+        t = self.cfg.train.seed
+        return (self.cfg.seed if t < 0 else t) + k - 1
+
     def _build(self, k):
         from .build import run_build
 
-        rows = run_build(self.task, self.round_dir(k), self.cfg.build, self.cfg.build.shots, self.cfg.seed + k - 1, self.cfg.train.method)
+        rows = run_build(self.task, self.round_dir(k), self.cfg.build, self.cfg.build.shots, self._train_seed(k), self.cfg.train.method)
         return {"rows": len(rows)}
 
     def _train(self, k):
@@ -481,7 +494,7 @@ class Pipeline:
         start = self.model_spec(k - 1 if self.cfg.loop.init == "previous" else 0, student=True)
         model, tok = self.model(start)
         self._models.clear()  # training mutates it
-        run_train(model, tok, self.round_dir(k), self.cfg.train, self.cfg.seed + k - 1, task=self.task)
+        run_train(model, tok, self.round_dir(k), self.cfg.train, self._train_seed(k), task=self.task)
 
     def _eval(self, k):
         return self._evaluate(self.model_spec(k), self.round_dir(k) / "eval")
