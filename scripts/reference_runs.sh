@@ -41,7 +41,15 @@ step() {
       S=(--samples-from "$R/multiarith_05_cpu")
       $L run -r "$R/multiarith_05_cpu_weighted" "${V[@]}" build.vote=weighted "${S[@]}"
       $L run -r "$R/multiarith_05_cpu_strict" "${V[@]}" build.threshold=0.75 "${S[@]}"
-      $L run -r "$R/multiarith_05_cpu_epochs2" "${V[@]}" train.epochs=2 "${S[@]}" ;;
+      $L run -r "$R/multiarith_05_cpu_epochs2" "${V[@]}" train.epochs=2 "${S[@]}"
+      # a second build/train draw of each (train.seed=1, same samples): how much of a gap is training noise?
+      T=("${V[@]}" train.seed=1)
+      $L run -r "$R/multiarith_05_cpu_seed1" "${T[@]}" "${S[@]}"
+      $L run -r "$R/multiarith_05_cpu_weighted_seed1" "${T[@]}" build.vote=weighted --samples-from "$R/multiarith_05_cpu_weighted"
+      $L run -r "$R/multiarith_05_cpu_strict_seed1" "${T[@]}" build.threshold=0.75 "${S[@]}"
+      $L run -r "$R/multiarith_05_cpu_cotonly_seed1" "${T[@]}" \
+        "build.formats={fewshot_cot: 1, fewshot_direct: 0, zeroshot_cot: 1, zeroshot_direct: 0}" --samples-from "$R/signal_05_multiarith_m8"
+      $L run -r "$R/multiarith_05_cpu_epochs2_seed1" "${T[@]}" train.epochs=2 "${S[@]}" ;;
     # the strongest real-benchmark signal of the 0.5B: three rounds on the same 299 unlabeled
     # MultiArith questions (one near-duplicate of a test question dropped), scored on all 300 test ones
     multiarith) $L run -r "$R/multiarith_05" model="$M05" data.task=multiarith data.limit=0 data.overlap=drop \
