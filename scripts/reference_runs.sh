@@ -49,7 +49,11 @@ step() {
       $L run -r "$R/multiarith_05_cpu_strict_seed1" "${T[@]}" build.threshold=0.75 "${S[@]}"
       $L run -r "$R/multiarith_05_cpu_cotonly_seed1" "${T[@]}" \
         "build.formats={fewshot_cot: 1, fewshot_direct: 0, zeroshot_cot: 1, zeroshot_direct: 0}" --samples-from "$R/signal_05_multiarith_m8"
-      $L run -r "$R/multiarith_05_cpu_epochs2_seed1" "${T[@]}" train.epochs=2 "${S[@]}" ;;
+      $L run -r "$R/multiarith_05_cpu_epochs2_seed1" "${T[@]}" train.epochs=2 "${S[@]}"
+      # a third draw of one epoch vs two, the one variant that led on both seeds
+      T=("${V[@]}" train.seed=2)
+      $L run -r "$R/multiarith_05_cpu_seed2" "${T[@]}" "${S[@]}"
+      $L run -r "$R/multiarith_05_cpu_epochs2_seed2" "${T[@]}" train.epochs=2 "${S[@]}" ;;
     # the strongest real-benchmark signal of the 0.5B: three rounds on the same 299 unlabeled
     # MultiArith questions (one near-duplicate of a test question dropped), scored on all 300 test ones
     multiarith) $L run -r "$R/multiarith_05" model="$M05" data.task=multiarith data.limit=0 data.overlap=drop \
