@@ -2,7 +2,6 @@
 and distillation, at tiny sizes (fake sampler + real LoRA training of a tiny random model)."""
 
 import json
-import os
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -191,7 +190,7 @@ def test_archive_rows_keep_ids_and_answer_equality_but_no_text():
     assert out["answers"][0] == out["answers"][1] == out["prediction"] != span and out["answers"][2] == "7"
 
 
-def test_committed_results_page_rebuilds_from_committed_archives(tmp_path):
+def test_committed_results_page_rebuilds_from_committed_archives(tmp_path, monkeypatch):
     """docs/results.md is what the README's `lmsi results docs/runs/...` command makes from the
     archives in git: a missing archive (say, one a .gitignore hid) or a stale page fails here."""
     import re
@@ -205,11 +204,7 @@ def test_committed_results_page_rebuilds_from_committed_archives(tmp_path):
     cmd = re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], cmd)
     args = shlex.split(cmd)[1:]
     args[args.index("--out") + 1] = str(tmp_path / "results.md")
-    cwd = os.getcwd()
-    os.chdir(root)  # the page names runs by their repo-relative paths
-    try:
-        r = runner.invoke(app, args)
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(root)  # the page names runs by their repo-relative paths
+    r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "results.md").read_text() == (root / "docs/results.md").read_text()

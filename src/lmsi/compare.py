@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .build import BUILD_FILES
-from .config import RunConfig, _merge, diff_configs
+from .config import diff_configs, with_defaults
 from .io import InputError, read_json, read_jsonl
 from .report import MODE_NAMES, cell_paired, paired_gain, pseudo_label_stats, task_from_config
 
@@ -43,7 +43,7 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
     cfg = read_json(run_dir / "config.json")
     if cfg is None:
         raise InputError(f"{run_dir}: no config.json; is this an lmsi run directory?")
-    cfg = _merge(RunConfig().to_dict(), cfg)  # keys added after the run started read as their defaults
+    cfg = with_defaults(cfg)
     rd = trained_round(run_dir, k)
     if k and not (rd / "eval" / "summary.json").exists():
         raise InputError(f"{run_dir}: round {k} has no evaluation (rounds evaluated: "

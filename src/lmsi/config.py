@@ -244,6 +244,11 @@ def _merge(a: dict, b: dict) -> dict:
     return a
 
 
+def with_defaults(saved: dict) -> dict:
+    """A saved run config with the keys added to lmsi after the run started read as their defaults."""
+    return _merge(RunConfig().to_dict(), saved)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> RunConfig:
     data: dict = dict(base or {})
     if path:

@@ -64,9 +64,9 @@ class Pipeline:
     @staticmethod
     def saved_config(run_dir: Path) -> dict:
         """A run directory's config.yaml; keys added to lmsi after the run started read as their defaults."""
-        from .config import _merge
+        from .config import with_defaults
 
-        return _merge(RunConfig().to_dict(), yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {})
+        return with_defaults(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {})
 
     def _check_config(self, force: bool) -> None:
         path = self.run_dir / "config.yaml"
@@ -82,7 +82,6 @@ class Pipeline:
         atomic_write_text(path, yaml.safe_dump(new, sort_keys=False))
         write_json(self.run_dir / "config.json", new)
 
-    # keys a borrowed stage depends on: a run that differs in any of them must sample for itself
     def discard_if_unstarted(self) -> None:
         """Remove what opening the run wrote (config, command log) when no stage has run yet."""
         if self.manifest.data["stages"]:
@@ -92,6 +91,7 @@ class Pipeline:
         if self.run_dir.is_dir() and not any(self.run_dir.iterdir()):
             self.run_dir.rmdir()
 
+    # keys a borrowed stage depends on: a run that differs in any of them must sample for itself
     SAMPLE_KEYS = ("model", "backend", "dtype", "seed", "student", "data", "sample", "eval", "selfgen", "loop.questions")
 
     def reuse_samples(self, src: Path) -> list[str]:
