@@ -47,9 +47,15 @@ def main() -> None:
     task = get_task("arith")
     prompts = [task.prompt(e.question, "fewshot_cot", 4) for e in task.load("train", a.questions)]
     params = SamplingParams(n=a.paths, temperature=0.7, max_new_tokens=a.max_new_tokens, stop=task.stop, seed=0)
-    results = {"device": torch.cuda.get_device_name() if dev == "cuda" else "cpu", "dtype": str(dtype),
-               "params": n_params, "paths": a.paths, "max_new_tokens": a.max_new_tokens,
-               "prompt_tokens": sum(len(tok(p).input_ids) for p in prompts) / len(prompts), "engines": {}}
+    results = {
+        "device": torch.cuda.get_device_name() if dev == "cuda" else "cpu",
+        "dtype": str(dtype),
+        "params": n_params,
+        "paths": a.paths,
+        "max_new_tokens": a.max_new_tokens,
+        "prompt_tokens": sum(len(tok(p).input_ids) for p in prompts) / len(prompts),
+        "engines": {},
+    }
 
     def timed(name, fn, n_prompts):
         if dev == "cuda":
@@ -60,8 +66,13 @@ def main() -> None:
             torch.cuda.synchronize()
         secs = time.perf_counter() - t
         tokens = sum(len(tok(c, add_special_tokens=False).input_ids) for o in outs for c in o)
-        results["engines"][name] = {"seconds": secs, "tokens": tokens, "tok_s": tokens / secs,
-                                    "paths_s": n_prompts * a.paths / secs, "questions": n_prompts}
+        results["engines"][name] = {
+            "seconds": secs,
+            "tokens": tokens,
+            "tok_s": tokens / secs,
+            "paths_s": n_prompts * a.paths / secs,
+            "questions": n_prompts,
+        }
         print(name, json.dumps(results["engines"][name]), flush=True)
 
     def naive(ps):
@@ -69,9 +80,16 @@ def main() -> None:
         for p in ps:
             ids = tok(p, return_tensors="pt").to(dev)
             with torch.inference_mode():
-                g = model.generate(**ids, do_sample=True, temperature=0.7, top_k=0, max_new_tokens=a.max_new_tokens,
-                                   num_return_sequences=a.paths, pad_token_id=tok.eos_token_id)
-            out.append(tok.batch_decode(g[:, ids.input_ids.shape[1]:], skip_special_tokens=True))
+                g = model.generate(
+                    **ids,
+                    do_sample=True,
+                    temperature=0.7,
+                    top_k=0,
+                    max_new_tokens=a.max_new_tokens,
+                    num_return_sequences=a.paths,
+                    pad_token_id=tok.eos_token_id,
+                )
+            out.append(tok.batch_decode(g[:, ids.input_ids.shape[1] :], skip_special_tokens=True))
         return out
 
     naive(prompts[:1])  # warm-up (kernels, allocator)

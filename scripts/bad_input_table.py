@@ -17,16 +17,23 @@ from lmsi.cli import app  # noqa: E402
 
 
 def main() -> None:
-    lines = ["# What lmsi says to bad input", "",
-             "Each row was run as `lmsi run -r <dir> backend=fake <input>` by `scripts/bad_input_table.py`; the",
-             "message is what lmsi printed (temporary paths shortened to the file name). Every case exits",
-             "with code 2, prints no traceback and leaves no half-written file or finished stage behind",
-             "(`tests/test_bad_input.py` checks the same cases).", "",
-             "| bad input | exit | message |", "|---|---|---|"]
+    lines = [
+        "# What lmsi says to bad input",
+        "",
+        "Each row was run as `lmsi run -r <dir> backend=fake <input>` by `scripts/bad_input_table.py`; the",
+        "message is what lmsi printed (temporary paths shortened to the file name). Every case exits",
+        "with code 2, prints no traceback and leaves no half-written file or finished stage behind",
+        "(`tests/test_bad_input.py` checks the same cases).",
+        "",
+        "| bad input | exit | message |",
+        "|---|---|---|",
+    ]
     for name, build, _ in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)
-            r = CliRunner().invoke(app, ["run", "-r", str(t / "run"), "backend=fake", "data.limit=4", "eval.limit=2", *build(t)])
+            r = CliRunner().invoke(
+                app, ["run", "-r", str(t / "run"), "backend=fake", "data.limit=4", "eval.limit=2", *build(t)]
+            )
             msg = " ".join(line for line in r.output.splitlines() if line.startswith("error:") or "error:" in line)
             msg = " ".join(msg.replace(str(t) + "/", "").split()).replace("|", "\\|")
         lines.append(f"| {name} | {r.exit_code} | `{msg[:300]}` |")

@@ -26,9 +26,11 @@ def main(path: str) -> None:
     r = json.loads(open(path).read())
     best = max(r["engines"].items(), key=lambda kv: kv[1]["tok_s"])
     tok_s, params = best[1]["tok_s"], r["params"]
-    print(f"Measured: `{best[0]}` at {tok_s:,.0f} generated tok/s on one {r['device']} ({r['dtype']}) for a "
-          f"{params / 1e9:.2f} B-parameter model; baseline naive generate "
-          f"{r['engines']['naive_generate']['tok_s']:,.0f} tok/s; matmul {r['matmul_tflops']:.0f} TFLOP/s.\n")
+    print(
+        f"Measured: `{best[0]}` at {tok_s:,.0f} generated tok/s on one {r['device']} ({r['dtype']}) for a "
+        f"{params / 1e9:.2f} B-parameter model; baseline naive generate "
+        f"{r['engines']['naive_generate']['tok_s']:,.0f} tok/s; matmul {r['matmul_tflops']:.0f} TFLOP/s.\n"
+    )
     print("| job | model | tokens | 1 GPU | 2 GPUs | 4 GPUs | 8 GPUs | GPU-hours |")
     print("|---|---|---|---|---|---|---|---|")
     for name, q, m in JOBS:
@@ -38,9 +40,11 @@ def main(path: str) -> None:
             hours = tokens / rate / 3600
             cells = " | ".join(_h(hours / n) for n in (1, 2, 4, 8))
             print(f"| {name} | {size:.2f} B | {tokens / 1e6:.1f} M | {cells} | {hours:.2f} |")
-    print(f"\nAssumptions: {PATH_TOKENS} generated tokens per path and {SUFFIX_TOKENS} prompt tokens per question "
-          "(the shared few-shot prefix is computed once); throughput ∝ 1/parameters from the measured model; "
-          "linear scaling over GPUs (questions are independent).")
+    print(
+        f"\nAssumptions: {PATH_TOKENS} generated tokens per path and {SUFFIX_TOKENS} prompt tokens per question "
+        "(the shared few-shot prefix is computed once); throughput ∝ 1/parameters from the measured model; "
+        "linear scaling over GPUs (questions are independent)."
+    )
 
 
 def _h(hours: float) -> str:

@@ -16,32 +16,67 @@ def _jsonl(path: Path, rows) -> str:
 
 
 def _q(i: int) -> dict:
-    return {"id": f"q{i}", "question": f"Ann has {i} apples and buys {i + 2} more. How many apples now?", "answer": 2 * i + 2}
+    return {
+        "id": f"q{i}",
+        "question": f"Ann has {i} apples and buys {i + 2} more. How many apples now?",
+        "answer": 2 * i + 2,
+    }
 
 
 # (name, build(tmp) -> CLI args after `lmsi run -r <dir> backend=fake`, expected message fragment)
 CASES = [
     ("malformed JSONL line", lambda t: [_jsonl(t / "q.jsonl", [_q(1), "{oops"])], "q.jsonl:2: malformed JSON"),
-    ("missing / renamed question field", lambda t: [_jsonl(t / "q.jsonl", [{"text": "What is 2+2?"}])],
-     "q.jsonl:1: field 'question' missing or not a string (fields: ['text'])"),
+    (
+        "missing / renamed question field",
+        lambda t: [_jsonl(t / "q.jsonl", [{"text": "What is 2+2?"}])],
+        "q.jsonl:1: field 'question' missing or not a string (fields: ['text'])",
+    ),
     ("empty question", lambda t: [_jsonl(t / "q.jsonl", [_q(1), {"question": "  "}])], "q.jsonl:2: empty question"),
     ("duplicate ids", lambda t: [_jsonl(t / "q.jsonl", [_q(1), _q(1)])], "q.jsonl:2: duplicate id 'q1'"),
-    ("non-UTF-8 bytes", lambda t: [(t / "q.jsonl").write_bytes(b'{"question": "caf\xe9?"}\n') and f"data.task=file:{t / 'q.jsonl'}"],
-     "q.jsonl:1: not valid UTF-8"),
-    ("a 1 MB question", lambda t: [_jsonl(t / "q.jsonl", [{"question": "x " * 500_000 + "?"}])],
-     "q.jsonl:1: question is 1,000,001 characters"),
-    ("answer field of the wrong type", lambda t: [_jsonl(t / "q.jsonl", [_q(1)]),
-                                                   _jsonl(t / "gold.jsonl", [{"question": "What is 1+1?", "answer": {"value": 2}}])
-                                                   .replace("data.task", "eval.task")],
-     "gold.jsonl:1: field 'answer' must be a number"),
-    ("empty dataset", lambda t: [(t / "q.jsonl").write_text("") or f"data.task=file:{t / 'q.jsonl'}"], "q.jsonl: no questions found"),
-    ("dataset smaller than the few-shot count (self-made exemplars)",
-     lambda t: [_jsonl(t / "q.jsonl", [_q(1)]), "selfgen.exemplars=true", "sample.shots=3"],
-     "self-generated exemplars: 1 usable of the 3 shots needed"),
-    ("model path that does not exist", lambda t: ["model=/nope/model.gguf", "backend=hf"], "model file not found: /nope/model.gguf"),
-    ("truncated GGUF", lambda t: [(t / "m.gguf").write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 290, 24) + b"\x05\x00")
-                                  and f"model={t / 'm.gguf'}", "backend=hf"],
-     "GGUF file is truncated or corrupt"),
+    (
+        "non-UTF-8 bytes",
+        lambda t: [(t / "q.jsonl").write_bytes(b'{"question": "caf\xe9?"}\n') and f"data.task=file:{t / 'q.jsonl'}"],
+        "q.jsonl:1: not valid UTF-8",
+    ),
+    (
+        "a 1 MB question",
+        lambda t: [_jsonl(t / "q.jsonl", [{"question": "x " * 500_000 + "?"}])],
+        "q.jsonl:1: question is 1,000,001 characters",
+    ),
+    (
+        "answer field of the wrong type",
+        lambda t: [
+            _jsonl(t / "q.jsonl", [_q(1)]),
+            _jsonl(t / "gold.jsonl", [{"question": "What is 1+1?", "answer": {"value": 2}}]).replace(
+                "data.task", "eval.task"
+            ),
+        ],
+        "gold.jsonl:1: field 'answer' must be a number",
+    ),
+    (
+        "empty dataset",
+        lambda t: [(t / "q.jsonl").write_text("") or f"data.task=file:{t / 'q.jsonl'}"],
+        "q.jsonl: no questions found",
+    ),
+    (
+        "dataset smaller than the few-shot count (self-made exemplars)",
+        lambda t: [_jsonl(t / "q.jsonl", [_q(1)]), "selfgen.exemplars=true", "sample.shots=3"],
+        "self-generated exemplars: 1 usable of the 3 shots needed",
+    ),
+    (
+        "model path that does not exist",
+        lambda t: ["model=/nope/model.gguf", "backend=hf"],
+        "model file not found: /nope/model.gguf",
+    ),
+    (
+        "truncated GGUF",
+        lambda t: [
+            (t / "m.gguf").write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 290, 24) + b"\x05\x00")
+            and f"model={t / 'm.gguf'}",
+            "backend=hf",
+        ],
+        "GGUF file is truncated or corrupt",
+    ),
     ("unknown config key", lambda t: ["sample.paths=8"], "unknown config key 'sample.paths'"),
     ("m = 0", lambda t: ["sample.m=0"], "config key 'sample.m' is 0; must be >= 1"),
     ("T < 0", lambda t: ["sample.temperature=-0.5"], "config key 'sample.temperature' is -0.5; must be >= 0.0"),

@@ -79,8 +79,11 @@ class FaultProxy(_Base):
             return self._send(200, b'{"choices": [{"text": "trunc')
         if fault == "slow":
             time.sleep(3)
-        req = urllib.request.Request(self.upstream.rstrip("/") + self.path.removeprefix("/v1"), data=body,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.upstream.rstrip("/") + self.path.removeprefix("/v1"),
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=600) as r:
             self._send(r.status, r.read())
 
@@ -88,9 +91,25 @@ class FaultProxy(_Base):
 def start_llama_server(model_path: str, timeout: float = 120.0):
     """The real llama.cpp server (llama-cpp-python[server]) on 127.0.0.1; returns (process, base_url)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model_path, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "4096", "--verbose", "false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            model_path,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--verbose",
+            "false",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -99,7 +118,7 @@ def start_llama_server(model_path: str, timeout: float = 120.0):
             return proc, url + "/v1"
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError("llama.cpp server exited at start")
+                raise RuntimeError("llama.cpp server exited at start") from None
             time.sleep(0.5)
     proc.kill()
     raise RuntimeError("llama.cpp server did not start")

@@ -1,16 +1,18 @@
 """Every bad input gets one clear error (exit 2, no traceback) and leaves the run dir consistent."""
 
 import pytest
+from bad_input_cases import CASES
 from typer.testing import CliRunner
 
-from bad_input_cases import CASES
 from lmsi.cli import app
 
 
 @pytest.mark.parametrize("name,build,needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_one_clear_error(tmp_path, name, build, needle):
     rd = tmp_path / "run"
-    r = CliRunner().invoke(app, ["run", "-r", str(rd), "backend=fake", "data.limit=4", "eval.limit=2", *build(tmp_path)])
+    r = CliRunner().invoke(
+        app, ["run", "-r", str(rd), "backend=fake", "data.limit=4", "eval.limit=2", *build(tmp_path)]
+    )
     assert r.exit_code == 2, r.output
     assert needle in " ".join(r.output.split()), r.output
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) <= 3

@@ -7,12 +7,18 @@ from lmsi.io import InputError, read_jsonl, write_jsonl
 from lmsi.tasks import get_task
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("sample.m=0", "sample.m"), ("sample.temperature=-1", "sample.temperature"),
-    ("build.threshold=1.5", "build.threshold"), ("sample.bogus=1", "sample.bogus"),
-    ("train.adapter=qlora", "allowed values"), ("eval.modes=[greedy_cot,oops]", "eval.modes"),
-    ("nokey", "key.sub=value"),
-])
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("sample.m=0", "sample.m"),
+        ("sample.temperature=-1", "sample.temperature"),
+        ("build.threshold=1.5", "build.threshold"),
+        ("sample.bogus=1", "sample.bogus"),
+        ("train.adapter=qlora", "allowed values"),
+        ("eval.modes=[greedy_cot,oops]", "eval.modes"),
+        ("nokey", "key.sub=value"),
+    ],
+)
 def test_bad_config_names_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.").replace("[", r"\[")):
         load_config(overrides=[override])

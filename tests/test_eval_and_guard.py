@@ -18,8 +18,26 @@ def _jsonl(path):
 
 def test_eval_any_task_alone_writes_per_item_rows(tmp_path):
     rd = tmp_path / "ev"
-    r = runner.invoke(app, ["eval", "--task", "arith", "--limit", "6", "--mode", "greedy-cot", "--mode", "zero-shot-cot",
-                            "--mode", "sc", "--run-dir", str(rd), "backend=fake", "eval.sc_m=3"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--task",
+            "arith",
+            "--limit",
+            "6",
+            "--mode",
+            "greedy-cot",
+            "--mode",
+            "zero-shot-cot",
+            "--mode",
+            "sc",
+            "--run-dir",
+            str(rd),
+            "backend=fake",
+            "eval.sc_m=3",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "arith greedy_cot" in r.stdout and "zeroshot_cot" in r.stdout
     summary = json.loads((rd / "eval/summary.json").read_text())
@@ -65,13 +83,17 @@ def test_eval_resumes_from_committed_chunks(tmp_path):
 
 
 def test_find_overlap_flags_near_duplicates_not_templates():
-    pool = [Example("p1", "Ada buys 5 bags of apples with 9 apples in each bag. How many apples does Ada have now?"),
-            Example("p2", "Premise: a long shared instruction text that every question carries along here."),
-            Example("p3", "Premise: a long shared instruction text that every question carries along here. Other."),
-            Example("p4", "Premise: a long shared instruction text that every question carries along here. More.")]
-    evals = [Example("e1", "Ben buys 5 bags of apples with 9 apples in each bag. How many apples does Ben have now?"),
-             Example("e2", "Ben buys 6 bags of apples with 9 apples in each bag. How many apples does Ben have now?"),
-             Example("e3", "Premise: a long shared instruction text that every question carries along here. New!")]
+    pool = [
+        Example("p1", "Ada buys 5 bags of apples with 9 apples in each bag. How many apples does Ada have now?"),
+        Example("p2", "Premise: a long shared instruction text that every question carries along here."),
+        Example("p3", "Premise: a long shared instruction text that every question carries along here. Other."),
+        Example("p4", "Premise: a long shared instruction text that every question carries along here. More."),
+    ]
+    evals = [
+        Example("e1", "Ben buys 5 bags of apples with 9 apples in each bag. How many apples does Ben have now?"),
+        Example("e2", "Ben buys 6 bags of apples with 9 apples in each bag. How many apples does Ben have now?"),
+        Example("e3", "Premise: a long shared instruction text that every question carries along here. New!"),
+    ]
     found = find_overlap(pool, evals)
     assert [(f["eval_id"], f["pool_id"]) for f in found] == [("e1", "p1")]  # e2 has other numbers; e3 is template
 
@@ -82,8 +104,10 @@ def _file(tmp_path, name, questions):
     return path
 
 
-QS = [f"Question number {i}: {w} has {i} red marbles and finds {i + 3} more in the old garden shed." for i, w in
-      enumerate(["Ada", "Ben", "Cy", "Di", "Ed", "Flo"])]
+QS = [
+    f"Question number {i}: {w} has {i} red marbles and finds {i + 3} more in the old garden shed."
+    for i, w in enumerate(["Ada", "Ben", "Cy", "Di", "Ed", "Flo"])
+]
 
 
 def test_guard_refuses_same_split_and_near_duplicates(tmp_path):
@@ -92,8 +116,14 @@ def test_guard_refuses_same_split_and_near_duplicates(tmp_path):
     assert r.exit_code == 2 and "contamination guard" in r.output and "both split 'train'" in r.output
     pool = _file(tmp_path, "pool.jsonl", QS[:4])
     evals = _file(tmp_path, "eval.jsonl", [QS[1].replace("Ben", "Bob"), "A different question about 7 ducks?"])
-    base = ["backend=fake", f"data.task=file:{pool}", f"eval.task=file:{evals}", "sample.m=2", "eval.sc_m=2",
-            "train.adapter=lora"]
+    base = [
+        "backend=fake",
+        f"data.task=file:{pool}",
+        f"eval.task=file:{evals}",
+        "sample.m=2",
+        "eval.sc_m=2",
+        "train.adapter=lora",
+    ]
     r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "r2"), *base])
     assert r.exit_code == 2 and "1 of 2 eval questions near-duplicate" in r.output, r.output
     assert not (tmp_path / "r2/round_01").exists()  # refused before any work
@@ -105,8 +135,15 @@ def test_guard_drop_removes_overlap_and_report_states_it(tmp_path):
 
     pool = _file(tmp_path, "pool.jsonl", QS[:4])
     evals = _file(tmp_path, "eval.jsonl", [QS[1].replace("Ben", "Bob"), "A different question about 7 ducks?"])
-    cfg = load_config(overrides=[f"run_dir={tmp_path / 'r'}", "backend=fake", f"data.task=file:{pool}",
-                                 f"eval.task=file:{evals}", "data.overlap=drop"])
+    cfg = load_config(
+        overrides=[
+            f"run_dir={tmp_path / 'r'}",
+            "backend=fake",
+            f"data.task=file:{pool}",
+            f"eval.task=file:{evals}",
+            "data.overlap=drop",
+        ]
+    )
     p = Pipeline(cfg, log=lambda m: None)
     assert [q.id for q in p.questions(1)] == ["pool-1", "pool-3", "pool-4"]
     guard = json.loads((tmp_path / "r/contamination.json").read_text())
@@ -117,7 +154,9 @@ def test_guard_drop_removes_overlap_and_report_states_it(tmp_path):
 
 def test_signal_reports_vote_precision_and_coverage(tmp_path):
     rd = tmp_path / "sig"
-    r = runner.invoke(app, ["signal", "--task", "arith", "--paths", "4", "--limit", "10", "-r", str(rd), "backend=fake"])
+    r = runner.invoke(
+        app, ["signal", "--task", "arith", "--paths", "4", "--limit", "10", "-r", str(rd), "backend=fake"]
+    )
     assert r.exit_code == 0, r.output
     s = json.loads((rd / "signal.json").read_text())
     assert s["n"] == 10 and s["m"] == 4 and set(s["by_k"]) == {"1", "2", "4"}
@@ -150,7 +189,9 @@ def test_weighted_vote_on_known_paths():
     from lmsi.tasks import get_task
     from lmsi.vote import weighted_majority
 
-    answer, share, votes = weighted_majority(["4", "4", "3", None], [math.log(0.1), math.log(0.1), math.log(0.9), math.log(0.9)])
+    answer, share, votes = weighted_majority(
+        ["4", "4", "3", None], [math.log(0.1), math.log(0.1), math.log(0.9), math.log(0.9)]
+    )
     assert answer == "3" and votes == 1 and abs(share - 0.9 / 2.0) < 1e-9
     assert weighted_majority([None, None], [0.0, 0.0]) == (None, 0.0, 0)
     rows = [{"id": "a", "answers": ["3", "4", "4", "4"], "gold": "3"}]
@@ -167,7 +208,10 @@ def test_signal_weighted_scores_each_path_once_and_resumes(tmp_path):
     assert r.exit_code == 0, r.output
     scored = _jsonl(rd / "eval/path_logprobs.jsonl")
     assert [len(x["logprobs"]) for x in scored] == [4] * 5
-    assert "weighted" in json.loads((rd / "signal.json").read_text()) and "weighted: kept" in (rd / "signal.md").read_text()
+    assert (
+        "weighted" in json.loads((rd / "signal.json").read_text())
+        and "weighted: kept" in (rd / "signal.md").read_text()
+    )
     assert runner.invoke(app, [*args, "--weighted"]).exit_code == 0
     assert len(_jsonl(rd / "eval/path_logprobs.jsonl")) == 5  # resumed, nothing scored twice
     out = tmp_path / "results.md"
@@ -176,9 +220,9 @@ def test_signal_weighted_scores_each_path_once_and_resumes(tmp_path):
 
 
 def test_weighted_vote_stage_takes_the_signals_scores_or_scores_each_path_once(tmp_path, monkeypatch):
+    from lmsi.backends.fake import FakeSampler
     from lmsi.cli import _pipeline
     from lmsi.pipeline import Pipeline
-    from lmsi.backends.fake import FakeSampler
     from lmsi.vote import weighted_majority
 
     # weights far apart, so a weighted vote differs from a plain one
@@ -193,8 +237,10 @@ def test_weighted_vote_stage_takes_the_signals_scores_or_scores_each_path_once(t
         samples = {r["id"]: r for r in _jsonl(rd / "round_01/samples.jsonl")}
         votes = _jsonl(rd / "round_01/votes.jsonl")
         return len(votes) == len(lp) == 5 and all(
-            (v["answer"], v["confidence"]) == (lambda a, c, _: (a, round(c, 4)))(*weighted_majority(samples[v["id"]]["answers"], lp[v["id"]]))
-            for v in votes)
+            (v["answer"], v["confidence"])
+            == (lambda a, c, _: (a, round(c, 4)))(*weighted_majority(samples[v["id"]]["answers"], lp[v["id"]]))
+            for v in votes
+        )
 
     _pipeline(None, tmp_path / "a", cfg).reuse_samples(sig)
     with monkeypatch.context() as m:  # the signal scored these paths: no model is loaded to vote
@@ -217,17 +263,28 @@ def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
     from lmsi.io import InputError
 
     sig = tmp_path / "sig"
-    assert runner.invoke(app, ["signal", "--task", "arith", "--paths", "4", "--limit", "6", "-r", str(sig), "backend=fake"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["signal", "--task", "arith", "--paths", "4", "--limit", "6", "-r", str(sig), "backend=fake"]
+        ).exit_code
+        == 0
+    )
     same = ["backend=fake", "data.task=arith", "data.limit=5", "sample.m=4", "eval.limit=2"]
     p = _pipeline(None, tmp_path / "run", same)
     assert p.reuse_samples(sig) == ["round_01/sample"]
-    rows, measured = _jsonl(tmp_path / "run/round_01/samples.jsonl"), {r["id"]: r for r in _jsonl(sig / "eval/sc.jsonl")}
+    rows, measured = (
+        _jsonl(tmp_path / "run/round_01/samples.jsonl"),
+        {r["id"]: r for r in _jsonl(sig / "eval/sc.jsonl")},
+    )
     assert len(rows) == 5 and all(r["completions"] == measured[r["id"]]["paths"] for r in rows)
     assert [r["answers"] for r in rows] == [measured[r["id"]]["answers"] for r in rows]
     assert p.manifest.data["stages"]["round_01/sample"]["reused_from"] == str(sig)
     assert runner.invoke(app, ["vote", "-r", str(tmp_path / "run")]).exit_code == 0  # the next stage takes them
-    for bad, why in ((["data.limit=7"], "not measured"), (["sample.m=3"], "m: 4 there, 3 here"),
-                     (["sample.temperature=1.0"], "temperature")):
+    for bad, why in (
+        (["data.limit=7"], "not measured"),
+        (["sample.m=3"], "m: 4 there, 3 here"),
+        (["sample.temperature=1.0"], "temperature"),
+    ):
         p = _pipeline(None, tmp_path / bad[0], [*same, *bad])
         with pytest.raises((ConfigError, InputError), match=why):
             p.reuse_samples(sig)

@@ -44,11 +44,27 @@ def test_a_dying_worker_loses_and_duplicates_nothing(tmp_path):
     assert json.dumps(got) == json.dumps(want)
 
 
-
 def test_run_engine_flag_reaches_the_config(tiny_model_dir, tmp_path):
-    r = CliRunner().invoke(app, ["run", "--engine", "ray", "--backend", "fake", "-r", str(tmp_path / "r"), f"model={tiny_model_dir}",
-                                 "ray.workers=1", "data.limit=2", "sample.m=2", "eval.limit=2", "eval.sc_m=2",
-                                 "build.threshold=0.0", "train.batch_size=2"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--engine",
+            "ray",
+            "--backend",
+            "fake",
+            "-r",
+            str(tmp_path / "r"),
+            f"model={tiny_model_dir}",
+            "ray.workers=1",
+            "data.limit=2",
+            "sample.m=2",
+            "eval.limit=2",
+            "eval.sc_m=2",
+            "build.threshold=0.0",
+            "train.batch_size=2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     saved = (tmp_path / "r" / "config.yaml").read_text()
     assert "engine: ray" in saved and "backend: fake" in saved
@@ -58,8 +74,13 @@ def test_run_engine_flag_reaches_the_config(tiny_model_dir, tmp_path):
 def test_ray_with_the_embedded_model_matches_one_process(tmp_path):
     import torch
 
-    args = ["model=embedded:qwen2.5-coder-0.5b", "data.limit=4", "sample.m=2", "sample.batch_rows=4",
-            "sample.max_new_tokens=24"]
+    args = [
+        "model=embedded:qwen2.5-coder-0.5b",
+        "data.limit=4",
+        "sample.m=2",
+        "sample.batch_rows=4",
+        "sample.max_new_tokens=24",
+    ]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each Ray worker runs: float sums may depend on the thread count
     for rd, extra in ((tmp_path / "local", []), (tmp_path / "ray", ["engine=ray", "ray.workers=2"])):

@@ -17,13 +17,18 @@ def _load(tiny_model_dir):
 def test_greedy_matches_generate(tiny_model_dir):
     model, tok = _load(tiny_model_dir)
     prefix = "Q: Ada buys 3 bags of apples.\nA: The answer is 3.\n\n"
-    prompts = [prefix + "Q: Ben has 4 cards. How many?\nA:", prefix + "Q: Kira finds 12 more beads and 3 boxes. How many?\nA:"]
+    prompts = [
+        prefix + "Q: Ben has 4 cards. How many?\nA:",
+        prefix + "Q: Kira finds 12 more beads and 3 boxes. How many?\nA:",
+    ]
     s = HFSampler(model, tok, batch_rows=4)
     got = s.generate(prompts, SamplingParams(n=2, temperature=0.0, max_new_tokens=12))
     for p, outs in zip(prompts, got):
         ids = tok(p, return_tensors="pt").input_ids
-        ref = model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
-        want = tok.decode(ref[0, ids.shape[1]:], skip_special_tokens=True)
+        ref = model.generate(
+            ids, max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id
+        )
+        want = tok.decode(ref[0, ids.shape[1] :], skip_special_tokens=True)
         assert outs == [want, want]
 
 
@@ -53,8 +58,25 @@ def test_bench_sample_reports_ratio_against_naive(tiny_model_dir, tmp_path, monk
     from lmsi.cli import app
 
     monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(app, ["bench", "sample", "--model", str(tiny_model_dir), "--task", "arith", "--questions", "2",
-                                 "--paths", "3", "--max-new-tokens", "6", "--engines", "naive,hf"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "sample",
+            "--model",
+            str(tiny_model_dir),
+            "--task",
+            "arith",
+            "--questions",
+            "2",
+            "--paths",
+            "3",
+            "--max-new-tokens",
+            "6",
+            "--engines",
+            "naive,hf",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "| naive |" in r.stdout and "| hf |" in r.stdout and "roofline" in r.stdout
     saved = list((tmp_path / "benchmarks/results").glob("sample-*.md"))
@@ -84,7 +106,9 @@ def test_sampled_first_tokens_follow_the_model_distribution(tiny_model_dir):
         want = Counter()
         for i in torch.nonzero(probs).flatten().tolist():
             want["" if i == tok.eos_token_id else tok.decode([i])] += float(probs[i])
-        got = Counter(s.generate([prompt], SamplingParams(n=n, temperature=0.5, top_p=top_p, max_new_tokens=1, seed=11))[0])
+        got = Counter(
+            s.generate([prompt], SamplingParams(n=n, temperature=0.5, top_p=top_p, max_new_tokens=1, seed=11))[0]
+        )
         assert set(got) <= set(want)  # nothing outside the nucleus
         for text, p in want.most_common(5):
             se = (p * (1 - p) / n) ** 0.5

@@ -6,8 +6,10 @@ import pytest
 
 from lmsi.backends import SamplingParams, get_sampler
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not importlib.util.find_spec("llama_cpp"), reason="llama-cpp-python not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not importlib.util.find_spec("llama_cpp"), reason="llama-cpp-python not installed"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +58,10 @@ def test_prompt_suffixes_longer_than_one_decode_batch(setup):
     """Many prompts in one group whose suffixes together exceed llama.cpp's 512-token batch:
     every prompt still gets its own first-token logits (a bug once kept only the last chunk's)."""
     task, _, path, _ = setup
-    qs = [e.question + " Explain each step of the working in full detail before giving it." * 3
-          for e in task.load("test", 12)]
+    qs = [
+        e.question + " Explain each step of the working in full detail before giving it." * 3
+        for e in task.load("test", 12)
+    ]
     prompts = [task.prompt(q, "fewshot_cot", 3) for q in qs]
     s = get_sampler("llamacpp", str(path), batch_rows=12)
     g = SamplingParams(n=1, temperature=0.0, max_new_tokens=6, stop=task.stop)

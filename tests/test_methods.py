@@ -16,8 +16,16 @@ from lmsi.vote import vote_rows
 
 runner = CliRunner()
 # m=4 at p_correct=0.7 gives the fake sampler's questions a mix of majority and minority answers
-SMALL = ["data.limit=4", "sample.m=4", "sample.max_new_tokens=8", "eval.limit=3", "eval.sc_m=2",
-         "train.batch_size=2", "build.threshold=0.0", "build.shots=1"]
+SMALL = [
+    "data.limit=4",
+    "sample.m=4",
+    "sample.max_new_tokens=8",
+    "eval.limit=3",
+    "eval.sc_m=2",
+    "train.batch_size=2",
+    "build.threshold=0.0",
+    "build.shots=1",
+]
 METHODS = {
     "sft": [],
     "sft_weighted": ["train.weighting=confidence"],
@@ -52,8 +60,9 @@ def method_run(tiny_model_dir, tmp_path_factory, one_thread):
     def get(name):
         if name not in done:
             rd = root / name
-            r = runner.invoke(app, ["run", "--run-dir", str(rd), f"model={tiny_model_dir}", "backend=fake",
-                                    *SMALL, *METHODS[name]])
+            r = runner.invoke(
+                app, ["run", "--run-dir", str(rd), f"model={tiny_model_dir}", "backend=fake", *SMALL, *METHODS[name]]
+            )
             assert r.exit_code == 0, r.output
             done[name] = rd
         return done[name]
@@ -124,9 +133,16 @@ def test_weighted_trainer_with_unit_weights_matches_plain_sft(tiny_model_dir, tm
     from lmsi.train import run_train
 
     task = get_task("arith")
-    rows = [{"id": q.id, "format": "fewshot_cot", "confidence": 1.0, "prompt": task.prompt(q.question, "fewshot_cot", 1),
-             "completion": f" {q.id} reasoning of varied length {'x ' * i}The answer is {i}."}
-            for i, q in enumerate(task.load("train", 4))]
+    rows = [
+        {
+            "id": q.id,
+            "format": "fewshot_cot",
+            "confidence": 1.0,
+            "prompt": task.prompt(q.question, "fewshot_cot", 1),
+            "completion": f" {q.id} reasoning of varied length {'x ' * i}The answer is {i}.",
+        }
+        for i, q in enumerate(task.load("train", 4))
+    ]
     losses = {}
     for weighting in ("none", "confidence"):
         rd = tmp_path / weighting
@@ -166,11 +182,12 @@ def _samples():
     say = lambda a, why="work": f" {why} {a}. The answer is {a}."  # noqa: E731
     rows = [
         (qs[0], [say(4), say(4, "other"), say(5), " hmm no idea"]),  # 4 wins at 0.5; 5 and silence lose
-        (qs[1], [say(7), say(7, "again"), say(7, "third")]),          # unanimous: nothing to prefer
-        (qs[2], [say(1), say(2), say(3), " hmm"]),                    # 1 wins at 0.25
+        (qs[1], [say(7), say(7, "again"), say(7, "third")]),  # unanimous: nothing to prefer
+        (qs[2], [say(1), say(2), say(3), " hmm"]),  # 1 wins at 0.25
     ]
-    return task, [{"id": q.id, "question": q.question, "completions": c, "answers": [task.extract(x) for x in c]}
-                  for q, c in rows]
+    return task, [
+        {"id": q.id, "question": q.question, "completions": c, "answers": [task.extract(x) for x in c]} for q, c in rows
+    ]
 
 
 def test_pair_builder_majority_vs_minority_and_threshold():
@@ -198,7 +215,9 @@ def test_pair_builder_options():
     assert {p["rejected"] for p in pairs} == {" work 5. The answer is 5.", " hmm no idea"}
     one = build_pairs(task, samples, votes, BuildConfig(threshold=0.0, pairs_per_question=1), shots=1, seed=0)
     assert sorted(p["id"] for p in one) == sorted([samples[0]["id"], samples[2]["id"]])
-    capped = build_pairs(task, samples, votes, BuildConfig(threshold=0.0, pairs_per_question=5, max_rows=3), shots=1, seed=0)
+    capped = build_pairs(
+        task, samples, votes, BuildConfig(threshold=0.0, pairs_per_question=5, max_rows=3), shots=1, seed=0
+    )
     assert len(capped) == 3
 
 
@@ -218,8 +237,12 @@ def test_run_build_writes_the_methods_file(tmp_path):
     prompts = _jsonl(tmp_path / "prompts.jsonl")
     # grpo prompts every question, confident or not: the reward needs no stored vote
     assert sorted(p["id"] for p in prompts) == sorted(s["id"] for s in samples)
-    assert all(p["prompt"] == task.prompt(s["question"], "fewshot_cot", 1)
-               for p in prompts for s in samples if s["id"] == p["id"])
+    assert all(
+        p["prompt"] == task.prompt(s["question"], "fewshot_cot", 1)
+        for p in prompts
+        for s in samples
+        if s["id"] == p["id"]
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -245,8 +268,12 @@ def test_majority_reward_groups_a_batch_by_question():
     assert got == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
     # choice tasks: an option's text and its letter are the same answer
     reward = make_majority_reward(get_task("commonsenseqa"))
-    got = reward(prompts=["p"] * 3, completions=[" The answer is bank.", " The answer is (B).", " The answer is (A)."],
-                 id=["q"] * 3, choices=[["river", "bank", "shop"]] * 3)
+    got = reward(
+        prompts=["p"] * 3,
+        completions=[" The answer is bank.", " The answer is (B).", " The answer is (A)."],
+        id=["q"] * 3,
+        choices=[["river", "bank", "shop"]] * 3,
+    )
     assert got == [1.0, 1.0, 0.0]
 
 
@@ -259,7 +286,9 @@ def test_compare_runs(method_run, tmp_path):
     text = out.read_text()
     header = next(line for line in text.splitlines() if line.startswith("| |"))
     assert all(f"`{n}`" in header for n in METHODS)
-    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    cells = [
+        [c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")
+    ]
     table = {c[0]: c[1:] for c in cells}
     assert table["method"] == ["sft (lora)", "sft (confidence-weighted, lora)", "dpo (β=0.1, lora)", "grpo (G=2, lora)"]
     pairs = len(_jsonl(dirs[2] / "round_01/pairs.jsonl"))
@@ -287,8 +316,20 @@ def test_samples_from_reuses_one_sample_budget(method_run, tmp_path):
     src = method_run("sft")
     rd = tmp_path / "dpo_reused"
     cfg = json.loads((src / "config.json").read_text())
-    r = runner.invoke(app, ["run", "--run-dir", str(rd), f"model={cfg['model']}", "backend=fake", *SMALL,
-                            *METHODS["dpo"], "--samples-from", str(src)])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "--run-dir",
+            str(rd),
+            f"model={cfg['model']}",
+            "backend=fake",
+            *SMALL,
+            *METHODS["dpo"],
+            "--samples-from",
+            str(src),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (rd / "round_01/samples.jsonl").read_bytes() == (src / "round_01/samples.jsonl").read_bytes()
     assert (rd / "eval_base/summary.json").read_bytes() == (src / "eval_base/summary.json").read_bytes()
@@ -296,12 +337,37 @@ def test_samples_from_reuses_one_sample_budget(method_run, tmp_path):
     assert mine["round_01/sample"]["seconds"] == theirs["round_01/sample"]["seconds"]
     assert mine["round_01/sample"]["reused_from"] == str(src) and "reused_from" not in mine["round_01/train"]
     assert (rd / "round_01/pairs.jsonl").exists()
-    r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "other"), f"model={cfg['model']}", "backend=fake",
-                            *SMALL, "sample.m=3", "--samples-from", str(src)])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "--run-dir",
+            str(tmp_path / "other"),
+            f"model={cfg['model']}",
+            "backend=fake",
+            *SMALL,
+            "sample.m=3",
+            "--samples-from",
+            str(src),
+        ],
+    )
     assert r.exit_code == 2 and "sample.m" in r.output and not (tmp_path / "other").exists()
     # a second build/train draw on the same samples: train.seed differs, the samples do not
-    r = runner.invoke(app, ["run", "--run-dir", str(tmp_path / "seed1"), f"model={cfg['model']}", "backend=fake",
-                            *SMALL, *METHODS["sft"], "train.seed=1", "--samples-from", str(src)])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "--run-dir",
+            str(tmp_path / "seed1"),
+            f"model={cfg['model']}",
+            "backend=fake",
+            *SMALL,
+            *METHODS["sft"],
+            "train.seed=1",
+            "--samples-from",
+            str(src),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert (tmp_path / "seed1/round_01/samples.jsonl").read_bytes() == (src / "round_01/samples.jsonl").read_bytes()
     rows = [(d / "round_01/train.jsonl").read_text() for d in (src, tmp_path / "seed1")]
@@ -316,14 +382,29 @@ def test_samples_from_serves_a_variant_that_evaluates_fewer_modes(method_run, tm
     cfg = json.loads((src / "config.json").read_text())
     base = ["run", f"model={cfg['model']}", "backend=fake", *SMALL, "--samples-from", str(src)]
     rd = tmp_path / "strict"
-    r = runner.invoke(app, [*base, "--run-dir", str(rd), "eval.modes=[greedy_cot]", "eval.sc_m=3", "build.threshold=0.75"])
+    r = runner.invoke(
+        app, [*base, "--run-dir", str(rd), "eval.modes=[greedy_cot]", "eval.sc_m=3", "build.threshold=0.75"]
+    )
     assert r.exit_code == 0, r.output
     assert (rd / "eval_base/summary.json").read_bytes() == (src / "eval_base/summary.json").read_bytes()
     after = json.loads((rd / "round_01/eval/summary.json").read_text())
     assert "greedy_cot" in after and "sc" not in after and "direct" not in after
     # a run that borrowed its stages lends them on in turn, naming itself as their source
-    r = runner.invoke(app, ["run", f"model={cfg['model']}", "backend=fake", *SMALL, "--samples-from", str(rd),
-                            "--run-dir", str(tmp_path / "chained"), "eval.modes=[greedy_cot]", "build.threshold=0.5"])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            f"model={cfg['model']}",
+            "backend=fake",
+            *SMALL,
+            "--samples-from",
+            str(rd),
+            "--run-dir",
+            str(tmp_path / "chained"),
+            "eval.modes=[greedy_cot]",
+            "build.threshold=0.5",
+        ],
+    )
     assert r.exit_code == 0, r.output
     chained = json.loads((tmp_path / "chained/manifest.json").read_text())["stages"]
     assert chained["round_01/sample"]["reused_from"] == str(rd) and chained["eval_base"]["reused_from"] == str(rd)
@@ -331,12 +412,18 @@ def test_samples_from_serves_a_variant_that_evaluates_fewer_modes(method_run, tm
     assert r.exit_code == 2 and "eval.sc_m" in r.output and not (tmp_path / "sc3/round_01").exists()
     # the variant is compared with its source after round 1, in `lmsi compare` and on the results page
     r = runner.invoke(app, ["compare", str(src), str(rd), "--round", "1"])
-    table = {c[0]: c[1:] for c in ([x.strip() for x in ln.strip().strip("|").split("|")]
-                                   for ln in r.output.splitlines() if ln.startswith("| "))}
+    table = {
+        c[0]: c[1:]
+        for c in (
+            [x.strip() for x in ln.strip().strip("|").split("|")] for ln in r.output.splitlines() if ln.startswith("| ")
+        )
+    }
     assert r.exit_code == 0 and table["round"] == ["1", "1"], r.output
     assert table["self-consistency maj@m: before → after (Δ)"][1].endswith("→ –")  # sc not evaluated after
     assert "build.threshold: 0.0 -> 0.75" in r.output
-    assert table[f"greedy CoT vs `{src.name}`, paired"][0] == "–" and table[f"greedy CoT vs `{src.name}`, paired"][1].endswith("of 3")
+    assert table[f"greedy CoT vs `{src.name}`, paired"][0] == "–" and table[f"greedy CoT vs `{src.name}`, paired"][
+        1
+    ].endswith("of 3")
     assert table["greedy CoT after vs self-consistency before, paired"][1].endswith("of 3")
     r = runner.invoke(app, ["compare", str(src), str(rd), "--round", "2"])
     assert r.exit_code == 2 and "round 2 has no evaluation" in r.output
@@ -351,13 +438,26 @@ def test_results_page_gathers_signal_eval_and_run_dirs_with_their_commands(metho
     import sys
 
     sig, ev = tmp_path / "sig", tmp_path / "ev"
-    for args in (["signal", "--task", "arith", "--paths", "2", "--limit", "4", "-r", str(sig), "backend=fake"],
-                 ["eval", "--task", "arith", "--limit", "4", "-r", str(ev), "backend=fake"]):
+    for args in (
+        ["signal", "--task", "arith", "--paths", "2", "--limit", "4", "-r", str(sig), "backend=fake"],
+        ["eval", "--task", "arith", "--limit", "4", "-r", str(ev), "backend=fake"],
+    ):
         monkeypatch.setattr(sys, "argv", ["lmsi", *args])  # what the console script sees
         assert runner.invoke(app, args).exit_code == 0
     out = tmp_path / "docs" / "results.md"
-    r = runner.invoke(app, ["results", str(sig), str(ev), str(method_run("sft")), "--out", str(out),
-                            "--alias", "embedded:qwen2.5-coder-0.5b=Qwen 0.5B"])
+    r = runner.invoke(
+        app,
+        [
+            "results",
+            str(sig),
+            str(ev),
+            str(method_run("sft")),
+            "--out",
+            str(out),
+            "--alias",
+            "embedded:qwen2.5-coder-0.5b=Qwen 0.5B",
+        ],
+    )
     assert r.exit_code == 0, r.output
     page = out.read_text()
     assert "## Vote signal" in page and "| arith (train) | `Qwen 0.5B` | 4 | 2 |" in page
@@ -373,6 +473,10 @@ def test_results_cites_every_distinct_command_of_a_run(tmp_path):
 
     (tmp_path / "commands.txt").write_text(
         "2026-01-01T00:00:00  lmsi run -r x sample.m=8\n2026-01-01T01:00:00  lmsi run -r x sample.m=8\n"
-        "2026-01-01T02:00:00  lmsi run -r x sample.m=8 --samples-from sig\n2026-01-01T03:00:00  lmsi report -r x\n")
-    assert _command(tmp_path).splitlines() == ["lmsi run -r x sample.m=8", "lmsi run -r x sample.m=8 --samples-from sig"]
+        "2026-01-01T02:00:00  lmsi run -r x sample.m=8 --samples-from sig\n2026-01-01T03:00:00  lmsi report -r x\n"
+    )
+    assert _command(tmp_path).splitlines() == [
+        "lmsi run -r x sample.m=8",
+        "lmsi run -r x sample.m=8 --samples-from sig",
+    ]
     assert _command(tmp_path / "missing") == "(not recorded)"

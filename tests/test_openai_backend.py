@@ -3,19 +3,20 @@ around a dead one, keeps the API key out of every file, and (when llama-cpp-pyth
 installed) samples from a real llama.cpp server."""
 
 import importlib.util
-import json
 
 import pytest
+from servers import FakeCompletions, FaultProxy, start, start_llama_server
 
 from lmsi.backends import SamplingParams, get_sampler
-from servers import FakeCompletions, FaultProxy, start, start_llama_server
 
 PARAMS = SamplingParams(n=3, temperature=0.7, max_new_tokens=16, stop=("\nQ:",), seed=5)
 PROMPTS = [f"Q: What is {i} + {i}?\nA:" for i in range(6)]
 
 
 def _sampler(urls, **kw):
-    return get_sampler("openai", None, base_urls=urls, timeout=kw.pop("timeout", 5.0), retries=kw.pop("retries", 6), **kw)
+    return get_sampler(
+        "openai", None, base_urls=urls, timeout=kw.pop("timeout", 5.0), retries=kw.pop("retries", 6), **kw
+    )
 
 
 def test_faults_are_retried_and_results_match_a_clean_run():
@@ -58,8 +59,19 @@ def test_api_key_is_sent_but_never_written(tmp_path, monkeypatch):
     FakeCompletions.seen = []
     _, url = start(FakeCompletions, seen=FakeCompletions.seen)
     rd = tmp_path / "run"
-    r = CliRunner().invoke(app, ["sample", "-r", str(rd), "backend=openai", f"openai.base_urls=[{url}]",
-                                 "openai.api_key_env=LMSI_TEST_KEY", "data.limit=2", "sample.m=2"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "sample",
+            "-r",
+            str(rd),
+            "backend=openai",
+            f"openai.base_urls=[{url}]",
+            "openai.api_key_env=LMSI_TEST_KEY",
+            "data.limit=2",
+            "sample.m=2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert FakeCompletions.seen[0]["headers"]["Authorization"] == f"Bearer {secret}"
     for f in rd.rglob("*"):

@@ -7,8 +7,15 @@ from typer.testing import CliRunner
 from lmsi.cli import app
 
 runner = CliRunner()
-SMALL = ["data.limit=4", "sample.m=3", "sample.max_new_tokens=8", "eval.limit=3", "eval.sc_m=2",
-         "train.batch_size=2", "build.threshold=0.0"]
+SMALL = [
+    "data.limit=4",
+    "sample.m=3",
+    "sample.max_new_tokens=8",
+    "eval.limit=3",
+    "eval.sc_m=2",
+    "train.batch_size=2",
+    "build.threshold=0.0",
+]
 
 
 def test_run_all_stages_then_resume(tiny_model_dir, tmp_path):
@@ -18,16 +25,32 @@ def test_run_all_stages_then_resume(tiny_model_dir, tmp_path):
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "greedy CoT" in r.stdout
-    for f in ["config.yaml", "manifest.json", "report.md", "report.png", "eval_base/summary.json",
-              "round_01/samples.jsonl", "round_01/votes.jsonl", "round_01/train.jsonl",
-              "round_01/adapter/adapter_config.json", "round_01/model/config.json",
-              "round_01/train_log.jsonl", "round_01/eval/sc.jsonl"]:
+    for f in [
+        "config.yaml",
+        "manifest.json",
+        "report.md",
+        "report.png",
+        "eval_base/summary.json",
+        "round_01/samples.jsonl",
+        "round_01/votes.jsonl",
+        "round_01/train.jsonl",
+        "round_01/adapter/adapter_config.json",
+        "round_01/model/config.json",
+        "round_01/train_log.jsonl",
+        "round_01/eval/sc.jsonl",
+    ]:
         assert (rd / f).exists(), f
     samples = [json.loads(l) for l in (rd / "round_01/samples.jsonl").read_text().splitlines()]
     assert len(samples) == 4 and all(len(s["completions"]) == 3 for s in samples)
     manifest = json.loads((rd / "manifest.json").read_text())
-    assert set(manifest["stages"]) == {"eval_base", "round_01/sample", "round_01/vote", "round_01/build",
-                                       "round_01/train", "round_01/eval"}
+    assert set(manifest["stages"]) == {
+        "eval_base",
+        "round_01/sample",
+        "round_01/vote",
+        "round_01/build",
+        "round_01/train",
+        "round_01/eval",
+    }
     before = (rd / "round_01/samples.jsonl").read_bytes()
     r = runner.invoke(app, args)
     assert r.exit_code == 0 and "[skip] round_01/sample" in r.output

@@ -15,8 +15,19 @@ from lmsi.cli import app
 @pytest.mark.slow
 def test_embedded_model_end_to_end(tmp_path):
     rd = tmp_path / "real"
-    args = ["run", "--run-dir", str(rd), "data.limit=2", "sample.m=2", "sample.max_new_tokens=48",
-            "eval.limit=2", "eval.sc_m=2", "build.threshold=0.0", "build.max_rows=2", "train.batch_size=2"]
+    args = [
+        "run",
+        "--run-dir",
+        str(rd),
+        "data.limit=2",
+        "sample.m=2",
+        "sample.max_new_tokens=48",
+        "eval.limit=2",
+        "eval.sc_m=2",
+        "build.threshold=0.0",
+        "build.max_rows=2",
+        "train.batch_size=2",
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     samples = [json.loads(l) for l in (rd / "round_01/samples.jsonl").read_text().splitlines()]
@@ -36,11 +47,24 @@ def test_embedded_model_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_embedded_model_every_training_method(tmp_path):
     """Confidence-weighted SFT samples once; DPO and GRPO train on its samples (--samples-from)."""
-    common = ["data.limit=2", "sample.m=4", "sample.temperature=1.0", "sample.max_new_tokens=48", "sample.shots=2",
-              "eval.limit=1", "eval.modes=[greedy_cot]", "build.threshold=0.0", "build.max_rows=1",
-              "build.reject_unextractable=true", "train.batch_size=1"]
-    runs = {"sft_weighted": ["train.weighting=confidence"], "dpo": ["train.method=dpo"],
-            "grpo": ["train.method=grpo", "train.grpo_generations=2", "train.grpo_max_tokens=8"]}
+    common = [
+        "data.limit=2",
+        "sample.m=4",
+        "sample.temperature=1.0",
+        "sample.max_new_tokens=48",
+        "sample.shots=2",
+        "eval.limit=1",
+        "eval.modes=[greedy_cot]",
+        "build.threshold=0.0",
+        "build.max_rows=1",
+        "build.reject_unextractable=true",
+        "train.batch_size=1",
+    ]
+    runs = {
+        "sft_weighted": ["train.weighting=confidence"],
+        "dpo": ["train.method=dpo"],
+        "grpo": ["train.method=grpo", "train.grpo_generations=2", "train.grpo_max_tokens=8"],
+    }
     for name, extra in runs.items():
         reuse = [] if name == "sft_weighted" else ["--samples-from", str(tmp_path / "sft_weighted")]
         r = CliRunner().invoke(app, ["run", "--run-dir", str(tmp_path / name), *common, *extra, *reuse])

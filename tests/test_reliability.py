@@ -16,16 +16,42 @@ from pathlib import Path
 import pytest
 
 STAGE_ORDER = ["eval_base", "round_01/sample", "round_01/vote", "round_01/build", "round_01/train", "round_01/eval"]
-COMPARE = ["round_01/samples.jsonl", "round_01/votes.jsonl", "round_01/train.jsonl", "eval_base/greedy_cot.jsonl",
-           "eval_base/sc.jsonl", "round_01/eval/greedy_cot.jsonl", "round_01/eval/sc.jsonl",
-           "round_01/eval/direct.jsonl", "round_01/eval/summary.json", "round_01/model/model.safetensors"]
+COMPARE = [
+    "round_01/samples.jsonl",
+    "round_01/votes.jsonl",
+    "round_01/train.jsonl",
+    "eval_base/greedy_cot.jsonl",
+    "eval_base/sc.jsonl",
+    "round_01/eval/greedy_cot.jsonl",
+    "round_01/eval/sc.jsonl",
+    "round_01/eval/direct.jsonl",
+    "round_01/eval/summary.json",
+    "round_01/model/model.safetensors",
+]
 
 
 def _args(model, rd):
-    return [sys.executable, "-m", "lmsi.cli", "run", "-r", str(rd), f"model={model}", "backend=fake",
-            "data.limit=12", "sample.m=4", "sample.batch_rows=8", "eval.limit=12", "eval.sc_m=2",
-            "build.threshold=0.5", "build.max_rows=24", "train.batch_size=2", "train.epochs=3",
-            "train.save_steps=1", "seed=7"]
+    return [
+        sys.executable,
+        "-m",
+        "lmsi.cli",
+        "run",
+        "-r",
+        str(rd),
+        f"model={model}",
+        "backend=fake",
+        "data.limit=12",
+        "sample.m=4",
+        "sample.batch_rows=8",
+        "eval.limit=12",
+        "eval.sc_m=2",
+        "build.threshold=0.5",
+        "build.max_rows=24",
+        "train.batch_size=2",
+        "train.epochs=3",
+        "train.save_steps=1",
+        "seed=7",
+    ]
 
 
 def _done(rd: Path) -> set[str]:
@@ -53,21 +79,41 @@ def test_kill_nine_anywhere_then_resume_is_byte_identical(tiny_model_dir, tmp_pa
     rng = random.Random(0)
     # kills per stage, and how long after the stage starts a kill may land (vote and build take
     # milliseconds, so those kills strike the moment the previous stage is recorded as done)
-    quota = {"eval_base": 4, "round_01/sample": 4, "round_01/vote": 2, "round_01/build": 2,
-             "round_01/train": 6, "round_01/eval": 6}
-    window = {"eval_base": 1.5, "round_01/sample": 1.0, "round_01/vote": 0, "round_01/build": 0,
-              "round_01/train": 3.0, "round_01/eval": 1.5}
+    quota = {
+        "eval_base": 4,
+        "round_01/sample": 4,
+        "round_01/vote": 2,
+        "round_01/build": 2,
+        "round_01/train": 6,
+        "round_01/eval": 6,
+    }
+    window = {
+        "eval_base": 1.5,
+        "round_01/sample": 1.0,
+        "round_01/vote": 0,
+        "round_01/build": 0,
+        "round_01/train": 3.0,
+        "round_01/eval": 1.5,
+    }
     kills: list[str] = []
     for _ in range(60):
         target = next((s for s in STAGE_ORDER if kills.count(s) < quota[s] and s not in _done(rd)), None)
         if target is None:
             break
         started = time.time()
-        proc = subprocess.Popen(_args(tiny_model_dir, rd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _args(tiny_model_dir, rd), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         # strike only once the run is past start-up (config.yaml rewritten) and in the target stage
-        while proc.poll() is None and time.time() - started < 120 and (
-                not (rd / "config.yaml").exists() or (rd / "config.yaml").stat().st_mtime < started
-                or _index(_running(rd)) < _index(target)):
+        while (
+            proc.poll() is None
+            and time.time() - started < 120
+            and (
+                not (rd / "config.yaml").exists()
+                or (rd / "config.yaml").stat().st_mtime < started
+                or _index(_running(rd)) < _index(target)
+            )
+        ):
             time.sleep(0.005)
         time.sleep(rng.uniform(0, window[target]))
         where = _running(rd)
@@ -96,7 +142,10 @@ def test_training_resumes_from_checkpoint_to_identical_weights(tiny_model_dir, t
     from lmsi.models import load_model
     from lmsi.train import latest_checkpoint, run_train
 
-    rows = [{"prompt": f"Q: {i} + {i}?\nA:", "completion": f" {i} + {i} = {2 * i}. The answer is {2 * i}."} for i in range(8)]
+    rows = [
+        {"prompt": f"Q: {i} + {i}?\nA:", "completion": f" {i} + {i} = {2 * i}. The answer is {2 * i}."}
+        for i in range(8)
+    ]
     cfg = TrainConfig(batch_size=2, epochs=2, save_steps=2)
     for name in ("a", "b"):
         write_jsonl(tmp_path / name / "train.jsonl", rows)

@@ -11,8 +11,16 @@ from lmsi.config import load_config
 from lmsi.pipeline import Pipeline
 
 runner = CliRunner()
-TINY = ["data.limit=3", "sample.m=3", "sample.max_new_tokens=8", "eval.limit=3", "eval.sc_m=2",
-        "train.batch_size=2", "build.threshold=0.0", "backend=fake"]
+TINY = [
+    "data.limit=3",
+    "sample.m=3",
+    "sample.max_new_tokens=8",
+    "eval.limit=3",
+    "eval.sc_m=2",
+    "train.batch_size=2",
+    "build.threshold=0.0",
+    "backend=fake",
+]
 
 
 def _manifest(rd):
@@ -27,7 +35,9 @@ def test_three_rounds_on_fresh_questions(tiny_model_dir, tmp_path):
     for k in (1, 2, 3):
         assert f"round_{k:02d}/eval" in stages and (rd / f"round_{k:02d}/model/config.json").exists()
         assert "agreement" in stages[f"round_{k:02d}/vote"]
-    ids = [{json.loads(l)["id"] for l in (rd / f"round_{k:02d}/samples.jsonl").read_text().splitlines()} for k in (1, 2, 3)]
+    ids = [
+        {json.loads(l)["id"] for l in (rd / f"round_{k:02d}/samples.jsonl").read_text().splitlines()} for k in (1, 2, 3)
+    ]
     assert all(len(s) == 3 for s in ids) and not (ids[0] & ids[1] or ids[1] & ids[2] or ids[0] & ids[2])
     report = (rd / "report.md").read_text()
     assert "## Rounds" in report and "| 3 |" in report and "after 3 round(s)" in report
@@ -58,8 +68,10 @@ def test_stop_rule_uses_only_agreement(tmp_path):
     p = Pipeline(cfg, log=lambda m: None)
 
     def sc(d, shares):  # sc rows whose majority holds `share` of 4 paths; gold never read
-        write_jsonl(tmp_path / d / "sc.jsonl", [{"answers": ["1"] * int(4 * x) + ["2", "3", "4", "5"][: 4 - int(4 * x)],
-                                                  "gold": "999"} for x in shares])
+        write_jsonl(
+            tmp_path / d / "sc.jsonl",
+            [{"answers": ["1"] * int(4 * x) + ["2", "3", "4", "5"][: 4 - int(4 * x)], "gold": "999"} for x in shares],
+        )
 
     sc("eval_base", [0.5, 0.5])
     sc("round_01/eval", [0.5, 0.75])  # +0.125
@@ -75,8 +87,23 @@ def test_stop_rule_uses_only_agreement(tmp_path):
 
 def test_self_generated_questions_and_exemplars(tiny_model_dir, tmp_path):
     rd = tmp_path / "s"
-    r = runner.invoke(app, ["run", "--questions", "self", "--exemplars", "self", "-r", str(rd), f"model={tiny_model_dir}",
-                            "selfgen.generate=12", "selfgen.seed_questions=4", "selfgen.exemplar_pool=4", *TINY])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            "--questions",
+            "self",
+            "--exemplars",
+            "self",
+            "-r",
+            str(rd),
+            f"model={tiny_model_dir}",
+            "selfgen.generate=12",
+            "selfgen.seed_questions=4",
+            "selfgen.exemplar_pool=4",
+            *TINY,
+        ],
+    )
     assert r.exit_code == 0, r.output
     stages = _manifest(rd)
     assert stages["questions"]["generated"] == 12 and 0 < stages["questions"]["kept"] <= 12
@@ -116,7 +143,9 @@ def test_distillation_trains_the_student(tiny_model_dir, tmp_path):
 def test_sweep_shares_one_sampling_pass(tiny_model_dir, tmp_path):
     sd = tmp_path / "sw"
     small = [a for a in TINY if not a.startswith(("sample.m", "build.threshold"))]
-    r = runner.invoke(app, ["sweep", "sample.m=2,3", "build.threshold=0.0,0.9", "-r", str(sd), f"model={tiny_model_dir}", *small])
+    r = runner.invoke(
+        app, ["sweep", "sample.m=2,3", "build.threshold=0.0,0.9", "-r", str(sd), f"model={tiny_model_dir}", *small]
+    )
     assert r.exit_code == 0, r.output
     points = sorted(p.name for p in sd.iterdir() if p.is_dir())
     assert points == ["m=2_threshold=0.0", "m=2_threshold=0.9", "m=3_threshold=0.0", "m=3_threshold=0.9"]
@@ -141,12 +170,18 @@ def test_generated_questions_are_deduplicated_against_eval_and_each_other():
 
     class Writes:  # a sampler whose "new" questions include an eval question and a repeat
         def generate(self, prompts, params: SamplingParams, progress=None):
-            pool = [" " + eval_q.question, " Tom has 3 red cars and 5 blue cars in his big garage. How many cars?",
-                    " Tom has 3 red cars and 5 blue cars in his big garage. How many cars?", " Too short?"]
-            return [pool[:params.n] for _ in prompts]
+            pool = [
+                " " + eval_q.question,
+                " Tom has 3 red cars and 5 blue cars in his big garage. How many cars?",
+                " Tom has 3 red cars and 5 blue cars in his big garage. How many cars?",
+                " Too short?",
+            ]
+            return [pool[: params.n] for _ in prompts]
 
     seeds = [Example("s1", "Mia reads 4 pages each day for 6 days. How many pages does she read?")]
-    kept, stats = generate_questions(get_task("arith"), Writes(), seeds, [eval_q], n=4, per_prompt=1, temperature=1.0, seed=0)
+    kept, stats = generate_questions(
+        get_task("arith"), Writes(), seeds, [eval_q], n=4, per_prompt=1, temperature=1.0, seed=0
+    )
     assert [q.question for q in kept] == ["Tom has 3 red cars and 5 blue cars in his big garage. How many cars?"]
     assert stats["rejected"] == {"near-duplicate of an eval question": 1, "duplicate": 1, "too short": 1}
 
@@ -183,8 +218,15 @@ def test_archive_rows_keep_ids_and_answer_equality_but_no_text():
     from lmsi.archive import strip_text
 
     span = "the river that runs past the old mill"  # a long answer, e.g. a DROP span
-    row = {"id": "q-1", "question": "How many?", "paths": ["I think", "so"], "answers": [span, span, "7"],
-           "prediction": span, "correct": True, "format": "fewshot_cot"}
+    row = {
+        "id": "q-1",
+        "question": "How many?",
+        "paths": ["I think", "so"],
+        "answers": [span, span, "7"],
+        "prediction": span,
+        "correct": True,
+        "format": "fewshot_cot",
+    }
     out = strip_text(row)
     assert set(out) == {"id", "answers", "prediction", "correct", "format"}
     assert out["answers"][0] == out["answers"][1] == out["prediction"] != span and out["answers"][2] == "7"
@@ -197,8 +239,11 @@ def test_committed_results_page_rebuilds_from_committed_archives(tmp_path, monke
     import shlex
 
     root = Path(__file__).resolve().parents[1]
-    block = next(b for b in re.findall(r"```bash\n(.*?)```", (root / "README.md").read_text(), re.S)
-                 if "lmsi results docs/runs" in b)
+    block = next(
+        b
+        for b in re.findall(r"```bash\n(.*?)```", (root / "README.md").read_text(), re.S)
+        if "lmsi results docs/runs" in b
+    )
     env = dict(re.findall(r"^(\w+)=(\S+)$", block, re.M))
     cmd = re.search(r"^lmsi results .*?(?<!\\)$", block, re.M | re.S).group(0).replace("\\\n", " ")
     cmd = re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], cmd)

@@ -14,8 +14,9 @@ def test_remote_code_never_runs_unless_asked(tiny_model_dir, tmp_path):
     repo = tmp_path / "custom"
     shutil.copytree(tiny_model_dir, repo)
     marker = tmp_path / "ran.txt"
-    (repo / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('code ran')\n"
-                                  "from transformers import Qwen2Config as EvilConfig\n")
+    (repo / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('code ran')\nfrom transformers import Qwen2Config as EvilConfig\n"
+    )
     cfg = json.loads((repo / "config.json").read_text())
     cfg["auto_map"] = {"AutoConfig": "evil.EvilConfig"}
     (repo / "config.json").write_text(json.dumps(cfg))
@@ -44,8 +45,14 @@ def test_pickled_weights_are_never_loaded(tiny_model_dir, tmp_path):
         load_model(str(repo), "float32")
 
 
-@pytest.mark.parametrize("text", ["The answer is __import__('os').system('touch /tmp/x').",
-                                  "The answer is 2**10**10**10.", "The answer is (lambda: 1)()."])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The answer is __import__('os').system('touch /tmp/x').",
+        "The answer is 2**10**10**10.",
+        "The answer is (lambda: 1)().",
+    ],
+)
 def test_answers_are_parsed_never_evaluated(text):
     from lmsi.tasks import get_task
 

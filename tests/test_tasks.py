@@ -146,9 +146,16 @@ def test_file_task_choice_jsonl(tmp_path):
     import json
 
     path = tmp_path / "q.jsonl"
-    rows = [{"id": "a", "q": "Pick red.", "opts": ["blue", "red"], "gold": "red"},
-            {"id": "b", "q": "Pick the first.", "opts": [{"label": "A", "text": "x"}, {"label": "B", "text": "y"}], "gold": 0},
-            {"id": "c", "q": "Pick B.", "opts": "(A) one (B) two", "gold": "(B)"}]
+    rows = [
+        {"id": "a", "q": "Pick red.", "opts": ["blue", "red"], "gold": "red"},
+        {
+            "id": "b",
+            "q": "Pick the first.",
+            "opts": [{"label": "A", "text": "x"}, {"label": "B", "text": "y"}],
+            "gold": 0,
+        },
+        {"id": "c", "q": "Pick B.", "opts": "(A) one (B) two", "gold": "(B)"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     task = get_task(f"file:{path}", question_field="q", answer_field="gold", choices_field="opts", answer_type="choice")
     exs = task.load("all")
@@ -169,15 +176,18 @@ def test_file_task_csv_yesno_and_text(tmp_path):
     assert task.is_correct(task.extract("The answer is Anne."), task.load("all")[0].answer)
 
 
-@pytest.mark.parametrize("content,answer_type,needle", [
-    ('{"question": "ok", "answer": 1}\n{"question": 5, "answer": 2}\n', "number", "q.jsonl:2: field 'question'"),
-    ('{"question": "ok", "answer": "seven"}\n', "number", "q.jsonl:1: field 'answer' is not a number"),
-    ('{"question": "ok", "answer": "maybe"}\n', "yesno", "q.jsonl:1: field 'answer' must be yes/no"),
-    ('{"question": "ok", "answer": "Z", "choices": ["a", "b"]}\n', "choice", "q.jsonl:1: field 'answer'"),
-    ('{"question": "ok", "answer": "A", "choices": ["only one"]}\n', "choice", "q.jsonl:1: field 'choices'"),
-    ('{"question": "   ", "answer": 1}\n', "number", "q.jsonl:1: empty question"),
-    ('\n\n{"question": "ok"\n', "number", "q.jsonl:3: malformed JSON"),
-])
+@pytest.mark.parametrize(
+    "content,answer_type,needle",
+    [
+        ('{"question": "ok", "answer": 1}\n{"question": 5, "answer": 2}\n', "number", "q.jsonl:2: field 'question'"),
+        ('{"question": "ok", "answer": "seven"}\n', "number", "q.jsonl:1: field 'answer' is not a number"),
+        ('{"question": "ok", "answer": "maybe"}\n', "yesno", "q.jsonl:1: field 'answer' must be yes/no"),
+        ('{"question": "ok", "answer": "Z", "choices": ["a", "b"]}\n', "choice", "q.jsonl:1: field 'answer'"),
+        ('{"question": "ok", "answer": "A", "choices": ["only one"]}\n', "choice", "q.jsonl:1: field 'choices'"),
+        ('{"question": "   ", "answer": 1}\n', "number", "q.jsonl:1: empty question"),
+        ('\n\n{"question": "ok"\n', "number", "q.jsonl:3: malformed JSON"),
+    ],
+)
 def test_file_task_bad_input_names_line_and_field(tmp_path, content, answer_type, needle):
     from lmsi.io import InputError
 
@@ -189,7 +199,9 @@ def test_file_task_bad_input_names_line_and_field(tmp_path, content, answer_type
 
 def test_saved_datasets_folder_is_a_task(tmp_path):
     datasets = pytest.importorskip("datasets")
-    dd = datasets.DatasetDict({"test": datasets.Dataset.from_dict({"question": ["1+1?", "2+2?"], "answer": ["2", "4"]})})
+    dd = datasets.DatasetDict(
+        {"test": datasets.Dataset.from_dict({"question": ["1+1?", "2+2?"], "answer": ["2", "4"]})}
+    )
     dd.save_to_disk(str(tmp_path / "ds"))
     task = get_task(f"file:{tmp_path / 'ds'}")
     assert [e.answer for e in task.load("test")] == ["2", "4"]

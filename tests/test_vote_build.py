@@ -23,7 +23,13 @@ def _samples():
     q = task.load("train", 2)
     comp = [" 2 + 2 = 4. The answer is 4.", " 2 * 2 = 4. The answer is 4.", " 2 + 3 = 5. The answer is 5.", " hmm"]
     return task, [
-        {"id": q[0].id, "question": q[0].question, "completions": comp, "answers": [task.extract(c) for c in comp], "gold": "4"},
+        {
+            "id": q[0].id,
+            "question": q[0].question,
+            "completions": comp,
+            "answers": [task.extract(c) for c in comp],
+            "gold": "4",
+        },
         {"id": q[1].id, "question": q[1].question, "completions": comp[2:], "answers": ["5", None], "gold": "9"},
     ]
 
@@ -47,7 +53,11 @@ def test_vote_rows_and_build_threshold_and_paths():
 def test_format_mix_is_configurable():
     task, samples = _samples()
     votes = vote_rows(samples)
-    cfg = BuildConfig(threshold=0.0, max_paths=5, formats={"fewshot_cot": 1.0, "fewshot_direct": 0, "zeroshot_cot": 0, "zeroshot_direct": 0})
+    cfg = BuildConfig(
+        threshold=0.0,
+        max_paths=5,
+        formats={"fewshot_cot": 1.0, "fewshot_direct": 0, "zeroshot_cot": 0, "zeroshot_direct": 0},
+    )
     rows = build_rows(task, samples, votes, cfg, shots=2, seed=0)
     assert rows and all(r["format"] == "fewshot_cot" for r in rows)
     assert all(r["prompt"].count("Q:") == 3 for r in rows)  # 2 shots + the question

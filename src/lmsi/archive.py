@@ -16,8 +16,24 @@ from pathlib import Path
 
 from .io import InputError, atomic_write_text, read_jsonl, write_json
 
-TEXT_KEYS = {"prompt", "paths", "question", "gold", "completion", "completions", "text", "messages", "reasoning",
-             "rationale", "chosen", "rejected", "context", "choices", "exemplars", "response"}
+TEXT_KEYS = {
+    "prompt",
+    "paths",
+    "question",
+    "gold",
+    "completion",
+    "completions",
+    "text",
+    "messages",
+    "reasoning",
+    "rationale",
+    "chosen",
+    "rejected",
+    "context",
+    "choices",
+    "exemplars",
+    "response",
+}
 MAX_STR = 32  # a longer string in a per-item row may quote the dataset: stored as a digest
 SKIP_DIRS = {"adapter", "model", "checkpoints"}  # weights
 KEEP = {".json", ".jsonl", ".yaml", ".md", ".png", ".txt"}

@@ -44,16 +44,33 @@ def naive_generate(model, tok, prompts: list[str], params: SamplingParams) -> li
     for p in prompts:
         ids = tok(p, return_tensors="pt", add_special_tokens=False).to(model.device)
         with torch.inference_mode():
-            gen = model.generate(**ids, do_sample=params.temperature > 0, temperature=params.temperature or None,
-                                 top_p=params.top_p, top_k=0, max_new_tokens=params.max_new_tokens,
-                                 num_return_sequences=params.n, pad_token_id=tok.pad_token_id)
-        texts = tok.batch_decode(gen[:, ids.input_ids.shape[1]:], skip_special_tokens=True)
+            gen = model.generate(
+                **ids,
+                do_sample=params.temperature > 0,
+                temperature=params.temperature or None,
+                top_p=params.top_p,
+                top_k=0,
+                max_new_tokens=params.max_new_tokens,
+                num_return_sequences=params.n,
+                pad_token_id=tok.pad_token_id,
+            )
+        texts = tok.batch_decode(gen[:, ids.input_ids.shape[1] :], skip_special_tokens=True)
         out.append([cut_at_stop(t, params.stop)[0] for t in texts])
     return out
 
 
-def run_bench(spec: str, task_name: str, questions: int, m: int, shots: int, max_new_tokens: int,
-              temperature: float, engines: list[str], batch_rows: int, log=print) -> tuple[str, list[dict]]:
+def run_bench(
+    spec: str,
+    task_name: str,
+    questions: int,
+    m: int,
+    shots: int,
+    max_new_tokens: int,
+    temperature: float,
+    engines: list[str],
+    batch_rows: int,
+    log=print,
+) -> tuple[str, list[dict]]:
     from .backends import get_sampler
     from .models import gguf_file, load_model, pick_dtype
     from .tasks import get_task
@@ -94,19 +111,33 @@ def run_bench(spec: str, task_name: str, questions: int, m: int, shots: int, max
         secs = time.perf_counter() - t
         tokens = sum(len(tok(c, add_special_tokens=False).input_ids) for o in outs for c in o)
         correct = [task.is_correct(task.extract(c), e.answer) for e, o in zip(examples, outs) for c in o]
-        results.append({"engine": engine, "seconds": secs, "tokens": tokens, "tok_s": tokens / secs,
-                        "paths_s": len(correct) / secs, "accuracy": sum(correct) / len(correct),
-                        "roofline": tokens / secs / roofline})
+        results.append(
+            {
+                "engine": engine,
+                "seconds": secs,
+                "tokens": tokens,
+                "tok_s": tokens / secs,
+                "paths_s": len(correct) / secs,
+                "accuracy": sum(correct) / len(correct),
+                "roofline": tokens / secs / roofline,
+            }
+        )
     base = next((r for r in results if r["engine"] == "naive"), results[0])
-    lines = [f"Workload: {len(prompts)} {task_name} questions, {shots}-shot CoT prompt (~{prompt_tokens:.0f} tokens), "
-             f"m={m}, T={temperature}, ≤{max_new_tokens} new tokens; model `{spec}` ({n_params / 1e6:.0f} M params, "
-             f"torch {dtype}).",
-             f"Machine: {platform.processor() or platform.machine()}, {_cpus()} CPUs; matmul peak measured now: "
-             f"fp32 {peak['float32']:.0f}, bf16 {peak['bfloat16']:.1f} GFLOP/s → roofline {roofline:.0f} tok/s.", "",
-             "| engine | tok/s | paths/s | × baseline | roofline | answer acc. | seconds |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Workload: {len(prompts)} {task_name} questions, {shots}-shot CoT prompt (~{prompt_tokens:.0f} tokens), "
+        f"m={m}, T={temperature}, ≤{max_new_tokens} new tokens; model `{spec}` ({n_params / 1e6:.0f} M params, "
+        f"torch {dtype}).",
+        f"Machine: {platform.processor() or platform.machine()}, {_cpus()} CPUs; matmul peak measured now: "
+        f"fp32 {peak['float32']:.0f}, bf16 {peak['bfloat16']:.1f} GFLOP/s → roofline {roofline:.0f} tok/s.",
+        "",
+        "| engine | tok/s | paths/s | × baseline | roofline | answer acc. | seconds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r['engine']} | {r['tok_s']:.1f} | {r['paths_s']:.2f} | {r['tok_s'] / base['tok_s']:.2f} | "
-                     f"{100 * r['roofline']:.1f} % | {100 * r['accuracy']:.1f} % | {r['seconds']:.0f} |")
+        lines.append(
+            f"| {r['engine']} | {r['tok_s']:.1f} | {r['paths_s']:.2f} | {r['tok_s'] / base['tok_s']:.2f} | "
+            f"{100 * r['roofline']:.1f} % | {100 * r['accuracy']:.1f} % | {r['seconds']:.0f} |"
+        )
     return "\n".join(lines), results
 
 

@@ -30,7 +30,9 @@ def _weighted_cycle(weights: dict[str, float]):
         yield best
 
 
-def build_rows(task: Task, samples: list[dict], votes: list[dict], cfg: BuildConfig, shots: int, seed: int) -> list[dict]:
+def build_rows(
+    task: Task, samples: list[dict], votes: list[dict], cfg: BuildConfig, shots: int, seed: int
+) -> list[dict]:
     by_id = {s["id"]: s for s in samples}
     kept = []  # (vote, question, reasoning) for each distinct majority path of a confident question
     for v in votes:
@@ -49,15 +51,21 @@ def build_rows(task: Task, samples: list[dict], votes: list[dict], cfg: BuildCon
     rows = []
     for v, question, reasoning in kept:
         fmt = next(formats)
-        rows.append({
-            "id": v["id"], "format": fmt, "confidence": v["confidence"],
-            "prompt": task.prompt(question, fmt, shots),
-            "completion": task.target(reasoning, v["answer"], fmt),
-        })
+        rows.append(
+            {
+                "id": v["id"],
+                "format": fmt,
+                "confidence": v["confidence"],
+                "prompt": task.prompt(question, fmt, shots),
+                "completion": task.target(reasoning, v["answer"], fmt),
+            }
+        )
     return rows
 
 
-def build_pairs(task: Task, samples: list[dict], votes: list[dict], cfg: BuildConfig, shots: int, seed: int) -> list[dict]:
+def build_pairs(
+    task: Task, samples: list[dict], votes: list[dict], cfg: BuildConfig, shots: int, seed: int
+) -> list[dict]:
     """Preference pairs for DPO: chosen = a majority-answer path, rejected = a path of the same
     question whose answer differs (or, with cfg.reject_unextractable, that states none).
 
@@ -84,9 +92,17 @@ def build_pairs(task: Task, samples: list[dict], votes: list[dict], cfg: BuildCo
         good = list(chosen)
         for k in range(min(cfg.pairs_per_question, max(len(good), len(rejected)))):
             bad, bad_answer = rejected[k % len(rejected)]
-            pairs.append({"id": v["id"], "confidence": v["confidence"], "answer": v["answer"],
-                          "rejected_answer": bad_answer, "prompt": prompt,
-                          "chosen": good[k % len(good)], "rejected": bad})
+            pairs.append(
+                {
+                    "id": v["id"],
+                    "confidence": v["confidence"],
+                    "answer": v["answer"],
+                    "rejected_answer": bad_answer,
+                    "prompt": prompt,
+                    "chosen": good[k % len(good)],
+                    "rejected": bad,
+                }
+            )
     random.Random(seed).shuffle(pairs)
     return pairs[: cfg.max_rows] if cfg.max_rows else pairs
 
@@ -94,8 +110,14 @@ def build_pairs(task: Task, samples: list[dict], votes: list[dict], cfg: BuildCo
 def build_prompts(task: Task, samples: list[dict], cfg: BuildConfig, shots: int, seed: int) -> list[dict]:
     """GRPO prompts: every sampled question, confident or not, since the reward is computed
     afresh from each group of generations during training."""
-    rows = [{"id": s["id"], "prompt": task.prompt(s["question"], "fewshot_cot", shots),
-             "choices": list(s.get("choices") or ())} for s in samples]
+    rows = [
+        {
+            "id": s["id"],
+            "prompt": task.prompt(s["question"], "fewshot_cot", shots),
+            "choices": list(s.get("choices") or ()),
+        }
+        for s in samples
+    ]
     random.Random(seed).shuffle(rows)
     return rows[: cfg.max_rows] if cfg.max_rows else rows
 

@@ -31,8 +31,11 @@ def _acc(s: dict | None) -> str:
 def _method(cfg: dict) -> str:
     t = cfg.get("train", {})
     m = t.get("method", "sft")
-    detail = {"sft": "confidence-weighted" if t.get("weighting") == "confidence" else "",
-              "dpo": f"β={t.get('dpo_beta')}", "grpo": f"G={t.get('grpo_generations')}"}.get(m, "")
+    detail = {
+        "sft": "confidence-weighted" if t.get("weighting") == "confidence" else "",
+        "dpo": f"β={t.get('dpo_beta')}",
+        "grpo": f"G={t.get('grpo_generations')}",
+    }.get(m, "")
     return f"{m} ({detail}, {t.get('adapter', 'lora')})" if detail else f"{m} ({t.get('adapter', 'lora')})"
 
 
@@ -46,8 +49,10 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
     cfg = with_defaults(cfg)
     rd = trained_round(run_dir, k)
     if k and not (rd / "eval" / "summary.json").exists():
-        raise InputError(f"{run_dir}: round {k} has no evaluation (rounds evaluated: "
-                         f"{[d.name for d in sorted(run_dir.glob('round_[0-9][0-9]')) if (d / 'eval' / 'summary.json').exists()]})")
+        raise InputError(
+            f"{run_dir}: round {k} has no evaluation (rounds evaluated: "
+            f"{[d.name for d in sorted(run_dir.glob('round_[0-9][0-9]')) if (d / 'eval' / 'summary.json').exists()]})"
+        )
     method = cfg.get("train", {}).get("method", "sft")
     stages = (read_json(run_dir / "manifest.json") or {"stages": {}})["stages"]
     before, after = read_json(run_dir / "eval_base" / "summary.json"), read_json(rd / "eval" / "summary.json")
@@ -56,12 +61,19 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
     log = read_jsonl(rd / "train_log.jsonl") if (rd / "train_log.jsonl").exists() else []
     train_stage = stages.get(f"{rd.name}/train")
     return {
-        "name": run_dir.name, "round": int(rd.name.split("_")[1]), "config": cfg, "method": _method(cfg),
+        "name": run_dir.name,
+        "round": int(rd.name.split("_")[1]),
+        "config": cfg,
+        "method": _method(cfg),
         "modes": {m: ((before or {}).get(m), (after or {}).get(m)) for m in MODE_NAMES},
-        "paired": {m: paired_gain(run_dir / "eval_base" / f"{m}.jsonl", rd / "eval" / f"{m}.jsonl") for m in MODE_NAMES},
+        "paired": {
+            m: paired_gain(run_dir / "eval_base" / f"{m}.jsonl", rd / "eval" / f"{m}.jsonl") for m in MODE_NAMES
+        },
         "transfer": paired_gain(run_dir / "eval_base" / "sc.jsonl", rd / "eval" / "greedy_cot.jsonl"),
         "greedy_file": rd / "eval" / "greedy_cot.jsonl",
-        "pseudo": pseudo_label_stats(votes, cfg.get("build", {}).get("threshold", 0.0), task_from_config(cfg)) if votes else None,
+        "pseudo": pseudo_label_stats(votes, cfg.get("build", {}).get("threshold", 0.0), task_from_config(cfg))
+        if votes
+        else None,
         "train_items": len(read_jsonl(build_file)) if build_file.exists() else None,
         "item_kind": {"sft": "rows", "dpo": "pairs", "grpo": "prompts"}.get(method, "rows"),
         "steps": max((h.get("step", 0) for h in log), default=None),
@@ -98,8 +110,12 @@ def format_comparison(runs: list[dict]) -> str:
     if any(r["transfer"] for r in runs):  # the paper's transfer: greedy after reaches self-consistency before
         rows.append(("greedy CoT after vs self-consistency before, paired", [cell_paired(r["transfer"]) for r in runs]))
     if len(runs) > 1:  # variants on one eval set: each against the first column, item by item
-        rows.append((f"greedy CoT vs `{runs[0]['name']}`, paired", ["–"] + [
-            cell_paired(paired_gain(runs[0]["greedy_file"], r["greedy_file"])) for r in runs[1:]]))
+        rows.append(
+            (
+                f"greedy CoT vs `{runs[0]['name']}`, paired",
+                ["–"] + [cell_paired(paired_gain(runs[0]["greedy_file"], r["greedy_file"])) for r in runs[1:]],
+            )
+        )
     rows += [
         ("pseudo-label accuracy of kept questions", [_cell_pseudo(r["pseudo"]) for r in runs]),
         ("training set", ["–" if r["train_items"] is None else f"{r['train_items']} {r['item_kind']}" for r in runs]),
@@ -127,10 +143,15 @@ def compare_runs(run_dirs: list[Path], k: int = 0, title: str = "# lmsi comparis
     """The comparison as markdown: the table, then the config keys the runs differ in. Each run is
     read at round k (0: its last evaluated round)."""
     runs = [run_summary(Path(d), k) for d in run_dirs]
-    lines = [title, "",
-             "Held-out accuracy in % with 95% bootstrap CI, base model → after the round shown. Pseudo-label "
-             "accuracy uses gold answers as a diagnostic only. Training set: SFT rows, DPO pairs or GRPO prompts.",
-             "", format_comparison(runs), ""]
+    lines = [
+        title,
+        "",
+        "Held-out accuracy in % with 95% bootstrap CI, base model → after the round shown. Pseudo-label "
+        "accuracy uses gold answers as a diagnostic only. Training set: SFT rows, DPO pairs or GRPO prompts.",
+        "",
+        format_comparison(runs),
+        "",
+    ]
     diffs = _config_differences(runs)
     if diffs:
         lines += [f"{title.split(' ')[0]}# Config differences", ""] + [f"- {d}" for d in diffs] + [""]

@@ -30,15 +30,23 @@ def opt(default, help: str, **kw):
 
 @dataclass
 class DataConfig:
-    task: str = opt("arith", "task name (lmsi tasks), file:PATH (jsonl/json/csv/tsv or a saved datasets folder) or hf:DATASET_ID[:CONFIG]")
-    split: str = opt("auto", "split whose questions are used WITHOUT labels for self-training (auto: the task's unlabeled split)")
+    task: str = opt(
+        "arith",
+        "task name (lmsi tasks), file:PATH (jsonl/json/csv/tsv or a saved datasets folder) or hf:DATASET_ID[:CONFIG]",
+    )
+    split: str = opt(
+        "auto", "split whose questions are used WITHOUT labels for self-training (auto: the task's unlabeled split)"
+    )
     limit: int = opt(16, "number of unlabeled questions (0 = all)", ge=0)
     question_field: str = opt("question", "question field for file:/hf: tasks")
     answer_field: str = opt("answer", "gold field for file:/hf: tasks (diagnostics/eval only)")
     choices_field: str = opt("choices", "options field for file:/hf: tasks with answer_type choice")
     answer_type: str = opt("number", "file:/hf: tasks: how answers are read and compared", choices=list(ANSWER_TYPES))
-    overlap: str = opt("refuse", "when unlabeled questions overlap the eval set (same split, or near-duplicate text): refuse the run, drop them from the pool, or allow them (the report lists them)",
-                       choices=["refuse", "drop", "allow"])
+    overlap: str = opt(
+        "refuse",
+        "when unlabeled questions overlap the eval set (same split, or near-duplicate text): refuse the run, drop them from the pool, or allow them (the report lists them)",
+        choices=["refuse", "drop", "allow"],
+    )
 
 
 @dataclass
@@ -49,15 +57,20 @@ class SampleConfig:
     max_new_tokens: int = opt(80, "cap on tokens per path", ge=1)
     shots: int = opt(3, "few-shot CoT exemplars in the sampling prompt", ge=0)
     batch_rows: int = opt(128, "sequences decoded together (prompts x paths); bigger = faster GEMMs, more memory", ge=1)
-    gpu_memory: float = opt(0.5, "backend=vllm: share of GPU memory vLLM may take (training needs the rest)", gt=0.0, le=1.0)
+    gpu_memory: float = opt(
+        0.5, "backend=vllm: share of GPU memory vLLM may take (training needs the rest)", gt=0.0, le=1.0
+    )
 
 
 @dataclass
 class BuildConfig:
     threshold: float = opt(0.5, "keep questions whose majority vote share >= this", ge=0.0, le=1.0)
-    vote: str = opt("majority", "majority: each path one vote (the paper); weighted: each path counts exp(mean token "
-                    "log-prob) under the model that sampled it (backend=hf; every path is scored once, resumably)",
-                    choices=["majority", "weighted"])
+    vote: str = opt(
+        "majority",
+        "majority: each path one vote (the paper); weighted: each path counts exp(mean token "
+        "log-prob) under the model that sampled it (backend=hf; every path is scored once, resumably)",
+        choices=["majority", "weighted"],
+    )
     max_paths: int = opt(2, "majority paths kept per question", ge=1)
     formats: dict = opt(
         {f: 1.0 for f in FORMATS},
@@ -65,18 +78,31 @@ class BuildConfig:
     )
     max_rows: int = opt(16, "cap on training rows (0 = no cap)", ge=0)
     shots: int = opt(2, "exemplars in few-shot training rows (fewer = cheaper fine-tuning)", ge=0)
-    pairs_per_question: int = opt(2, "train.method=dpo: preference pairs (majority path, minority path) per confident question", ge=1)
-    reject_unextractable: bool = opt(False, "train.method=dpo: paths that state no answer may also be the rejected side of a pair")
+    pairs_per_question: int = opt(
+        2, "train.method=dpo: preference pairs (majority path, minority path) per confident question", ge=1
+    )
+    reject_unextractable: bool = opt(
+        False, "train.method=dpo: paths that state no answer may also be the rejected side of a pair"
+    )
 
 
 @dataclass
 class TrainConfig:
-    method: str = opt("sft", "training objective: sft = fine-tune on majority paths (the paper); dpo = prefer majority over "
-                      "minority paths of the same question; grpo = RL with reward 1 for agreeing with the majority of "
-                      "the model's own group of samples", choices=["sft", "dpo", "grpo"])
-    weighting: str = opt("none", "sft: weight each row's loss by its question's vote share (confidence) or not",
-                         choices=["none", "confidence"])
-    adapter: str = opt("lora", "lora (PEFT adapters, merged after training) or full fine-tuning", choices=["lora", "full"])
+    method: str = opt(
+        "sft",
+        "training objective: sft = fine-tune on majority paths (the paper); dpo = prefer majority over "
+        "minority paths of the same question; grpo = RL with reward 1 for agreeing with the majority of "
+        "the model's own group of samples",
+        choices=["sft", "dpo", "grpo"],
+    )
+    weighting: str = opt(
+        "none",
+        "sft: weight each row's loss by its question's vote share (confidence) or not",
+        choices=["none", "confidence"],
+    )
+    adapter: str = opt(
+        "lora", "lora (PEFT adapters, merged after training) or full fine-tuning", choices=["lora", "full"]
+    )
     lora_r: int = opt(8, "LoRA rank", ge=1)
     lora_alpha: int = opt(16, "LoRA alpha", ge=1)
     lora_dropout: float = opt(0.0, "LoRA dropout", ge=0.0, le=1.0)
@@ -84,12 +110,20 @@ class TrainConfig:
     epochs: float = opt(1.0, "passes over the training rows", gt=0.0)
     batch_size: int = opt(4, "rows per optimizer step", ge=1)
     max_length: int = opt(512, "truncate rows longer than this many tokens", ge=16)
-    seed: int = opt(-1, "seed for the build and train stages (row choice and order, LoRA init); -1 = the run's "
-                    "seed. Another value is a second training draw on the same (borrowed) samples", ge=-1)
-    save_steps: int = opt(10, "checkpoint every N optimizer steps (weights, optimizer, RNG) so a killed run resumes", ge=1)
+    seed: int = opt(
+        -1,
+        "seed for the build and train stages (row choice and order, LoRA init); -1 = the run's "
+        "seed. Another value is a second training draw on the same (borrowed) samples",
+        ge=-1,
+    )
+    save_steps: int = opt(
+        10, "checkpoint every N optimizer steps (weights, optimizer, RNG) so a killed run resumes", ge=1
+    )
     report_to: str = opt("none", "trainer metrics sink: none, tensorboard, mlflow, wandb")
     dpo_beta: float = opt(0.1, "dpo: how strongly the policy is held to the reference (base) model", gt=0.0)
-    grpo_generations: int = opt(4, "grpo: completions sampled per prompt; the reward's majority is over this group", ge=2)
+    grpo_generations: int = opt(
+        4, "grpo: completions sampled per prompt; the reward's majority is over this group", ge=2
+    )
     grpo_max_tokens: int = opt(80, "grpo: cap on tokens per sampled completion", ge=1)
     grpo_temperature: float = opt(0.7, "grpo: sampling temperature of the completions", gt=0.0)
     grpo_kl: float = opt(0.0, "grpo: KL penalty toward the base model (0 = none, no reference model held)", ge=0.0)
@@ -106,9 +140,15 @@ class EvalConfig:
 
 @dataclass
 class OpenAIConfig:
-    base_urls: list = opt([], "OpenAI-compatible endpoints for backend=openai, e.g. [http://127.0.0.1:8080/v1]; several are load-balanced")
-    served_model: str = opt("", "the `model` field sent to the server (llama.cpp ignores it; vLLM needs its model name)")
-    api_key_env: str = opt("OPENAI_API_KEY", "environment variable holding the API key (the key itself is never stored)")
+    base_urls: list = opt(
+        [], "OpenAI-compatible endpoints for backend=openai, e.g. [http://127.0.0.1:8080/v1]; several are load-balanced"
+    )
+    served_model: str = opt(
+        "", "the `model` field sent to the server (llama.cpp ignores it; vLLM needs its model name)"
+    )
+    api_key_env: str = opt(
+        "OPENAI_API_KEY", "environment variable holding the API key (the key itself is never stored)"
+    )
     concurrency: int = opt(4, "requests in flight per endpoint", ge=1)
     timeout: float = opt(120.0, "seconds per request before it is retried", gt=0.0)
     retries: int = opt(5, "retries per request (exponential backoff) before the stage fails", ge=0)
@@ -124,12 +164,24 @@ class RayConfig:
 @dataclass
 class LoopConfig:
     rounds: int = opt(1, "self-improvement rounds; round k samples with the model from round k-1", ge=1)
-    init: str = opt("base", "what round k fine-tunes: the base model on round k's data (default: no compounding "
-                    "drift, as in STaR) or the previous round's model", choices=["base", "previous"])
-    questions: str = opt("fresh", "fresh: each round takes new unlabeled questions, so its vote measures the previous "
-                         "model on unseen questions; same: every round reuses one set", choices=["fresh", "same"])
-    stop: bool = opt(True, "stop early when label-free agreement (mean vote share on the round's fresh questions) stops rising")
-    min_gain: float = opt(0.01, "stop when agreement rises by less than this from one model to the next (a plateau)", ge=0.0)
+    init: str = opt(
+        "base",
+        "what round k fine-tunes: the base model on round k's data (default: no compounding "
+        "drift, as in STaR) or the previous round's model",
+        choices=["base", "previous"],
+    )
+    questions: str = opt(
+        "fresh",
+        "fresh: each round takes new unlabeled questions, so its vote measures the previous "
+        "model on unseen questions; same: every round reuses one set",
+        choices=["fresh", "same"],
+    )
+    stop: bool = opt(
+        True, "stop early when label-free agreement (mean vote share on the round's fresh questions) stops rising"
+    )
+    min_gain: float = opt(
+        0.01, "stop when agreement rises by less than this from one model to the next (a plateau)", ge=0.0
+    )
 
 
 @dataclass
@@ -148,16 +200,26 @@ class SelfGenConfig:
 class RunConfig:
     run_dir: str = opt("runs/default", "run directory (resumable)")
     model: str = opt("embedded:qwen2.5-coder-0.5b", "embedded:NAME, a .gguf path, an HF dir or hub id")
-    engine: str = opt("local", "where the sample stage runs: local, or ray (workers on a Ray cluster, see ray.*)",
-                      choices=["local", "ray"])
-    backend: str = opt("hf", "sampler: hf (pure torch), llamacpp (GGUF models, pip install 'lmsi[llamacpp]'), "
-                       "openai (a server: see openai.*; it serves the base model, round models use hf), "
-                       "vllm (CUDA GPUs, pip install vllm), auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
-                       choices=["hf", "llamacpp", "openai", "vllm", "auto", "fake"])
-    dtype: str = opt("auto", "auto picks the faster of bf16/fp32 on this machine", choices=["auto", "float32", "bfloat16"])
+    engine: str = opt(
+        "local",
+        "where the sample stage runs: local, or ray (workers on a Ray cluster, see ray.*)",
+        choices=["local", "ray"],
+    )
+    backend: str = opt(
+        "hf",
+        "sampler: hf (pure torch), llamacpp (GGUF models, pip install 'lmsi[llamacpp]'), "
+        "openai (a server: see openai.*; it serves the base model, round models use hf), "
+        "vllm (CUDA GPUs, pip install vllm), auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
+        choices=["hf", "llamacpp", "openai", "vllm", "auto", "fake"],
+    )
+    dtype: str = opt(
+        "auto", "auto picks the faster of bf16/fp32 on this machine", choices=["auto", "float32", "bfloat16"]
+    )
     seed: int = opt(0, "seed for sampling and training")
     trust_remote_code: bool = opt(False, "allow model repos to run their own code (off: unsafe)")
-    student: str = opt("", "distillation: train this (smaller) model on the teacher's confident paths; empty = self-training")
+    student: str = opt(
+        "", "distillation: train this (smaller) model on the teacher's confident paths; empty = self-training"
+    )
     data: DataConfig = field(default_factory=DataConfig)
     openai: OpenAIConfig = field(default_factory=OpenAIConfig)
     ray: RayConfig = field(default_factory=RayConfig)
@@ -200,7 +262,9 @@ def _apply(obj, data: dict, prefix: str = "") -> None:
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
-                raise ConfigError(f"config key {path!r} must be a mapping of {sorted(f.name for f in dataclasses.fields(current))}")
+                raise ConfigError(
+                    f"config key {path!r} must be a mapping of {sorted(f.name for f in dataclasses.fields(current))}"
+                )
             _apply(current, value, path + ".")
         else:
             setattr(obj, key, _check_value(path, fields[key], value))
@@ -215,8 +279,10 @@ def _validate(cfg: RunConfig) -> None:
     if cfg.student and cfg.loop.rounds > 1:
         raise ConfigError("config key 'student': distillation runs one round (loop.rounds=1)")
     if cfg.train.weighting != "none" and cfg.train.method != "sft":
-        raise ConfigError(f"config key 'train.weighting' is {cfg.train.weighting!r}, which only train.method=sft uses "
-                          f"(train.method is {cfg.train.method!r}); set train.weighting=none")
+        raise ConfigError(
+            f"config key 'train.weighting' is {cfg.train.weighting!r}, which only train.method=sft uses "
+            f"(train.method is {cfg.train.method!r}); set train.weighting=none"
+        )
     cfg.eval.modes = [m.replace("-", "_").replace("zero_shot", "zeroshot") for m in cfg.eval.modes]
     bad = set(cfg.eval.modes) - set(EVAL_MODES)
     if bad or not cfg.eval.modes:
@@ -292,5 +358,7 @@ def describe(obj=None, prefix: str = "") -> str:
             lines.append(f"{ind}{f.name}:")
             lines.append(describe(v, prefix + f.name + "."))
         else:
-            lines.append(f"{ind}{f.name}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.metadata.get('help', '')}")
+            lines.append(
+                f"{ind}{f.name}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.metadata.get('help', '')}"
+            )
     return "\n".join(lines)

@@ -41,8 +41,12 @@ def bootstrap_ci(values: list[float], iters: int = 2000, seed: int = 0) -> tuple
 def summarize(rows: list[dict]) -> dict:
     n = max(1, len(rows))
     correct = [float(r["correct"]) for r in rows]
-    out = {"n": len(rows), "accuracy": sum(correct) / n, "ci95": list(bootstrap_ci(correct)),
-           "unextractable": sum(r["prediction"] is None for r in rows) / n}
+    out = {
+        "n": len(rows),
+        "accuracy": sum(correct) / n,
+        "ci95": list(bootstrap_ci(correct)),
+        "unextractable": sum(r["prediction"] is None for r in rows) / n,
+    }
     if rows and "f1" in rows[0]:
         f1 = [r["f1"] for r in rows]
         out.update(f1=sum(f1) / n, f1_ci95=list(bootstrap_ci(f1)))
@@ -73,8 +77,15 @@ def score_rows(task: Task, examples: list[Example], raw: list[dict], mode: str) 
             paths = paths[1:]
         answers = [task.extract(c, fmt, e.choices) for c in paths]
         pred = majority(answers)[0] if mode == "sc" else answers[0]
-        row = {"id": e.id, "prompt": r["prompt"], "paths": paths, "answers": answers, "prediction": pred,
-               "gold": e.answer, "correct": task.is_correct(pred, e.answer)}
+        row = {
+            "id": e.id,
+            "prompt": r["prompt"],
+            "paths": paths,
+            "answers": answers,
+            "prediction": pred,
+            "gold": e.answer,
+            "correct": task.is_correct(pred, e.answer),
+        }
         f1 = task.f1(pred, e.answer)
         if f1 is not None:
             row["f1"] = f1
@@ -95,19 +106,38 @@ def _groups(modes: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _params(group: str, modes: list[str], task: Task, cfg: EvalConfig, max_new_tokens: int, seed: int) -> SamplingParams:
+def _params(
+    group: str, modes: list[str], task: Task, cfg: EvalConfig, max_new_tokens: int, seed: int
+) -> SamplingParams:
     if group == "cot":
         greedy = "greedy_cot" in modes
         n = greedy + (cfg.sc_m if "sc" in modes else 0)
-        return SamplingParams(n=n, temperature=SC_TEMPERATURE if "sc" in modes else 0.0, max_new_tokens=max_new_tokens,
-                              stop=task.stop, seed=seed, greedy_first=greedy)
+        return SamplingParams(
+            n=n,
+            temperature=SC_TEMPERATURE if "sc" in modes else 0.0,
+            max_new_tokens=max_new_tokens,
+            stop=task.stop,
+            seed=seed,
+            greedy_first=greedy,
+        )
     if group == "direct":
         return SamplingParams(n=1, temperature=0.0, max_new_tokens=16, stop=task.stop + ("\n",), seed=seed)
     return SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, stop=task.stop, seed=seed)
 
 
-def generate_group(task: Task, sampler: Sampler, examples: list[Example], group: str, modes: list[str], path: Path,
-                   cfg: EvalConfig, shots: int, max_new_tokens: int, seed: int, batch_rows: int = 128) -> list[dict]:
+def generate_group(
+    task: Task,
+    sampler: Sampler,
+    examples: list[Example],
+    group: str,
+    modes: list[str],
+    path: Path,
+    cfg: EvalConfig,
+    shots: int,
+    max_new_tokens: int,
+    seed: int,
+    batch_rows: int = 128,
+) -> list[dict]:
     """Raw generations for one group, appended a chunk at a time; resumes from `path`."""
     fmt = prompt_format(group)
     params = _params(group, modes, task, cfg, max_new_tokens, seed)
@@ -118,28 +148,47 @@ def generate_group(task: Task, sampler: Sampler, examples: list[Example], group:
     done = {r["id"] for r in kept}
     with bar(" + ".join(modes), total=len(examples), completed=len(done)) as tracker:
         for start in range(0, len(examples), chunk):
-            part = [e for e in examples[start:start + chunk] if e.id not in done]
+            part = [e for e in examples[start : start + chunk] if e.id not in done]
             if not part:
                 continue
             prompts = [task.prompt(e.question, fmt, shots) for e in part]
             # the seed depends on the chunk's position only, so a resumed run draws the same paths
             before = tracker.completed  # the bar counts across chunks and a resumed start
-            outs = sampler.generate(prompts, SamplingParams(**{**params.__dict__, "seed": seed + start}),
-                                    progress=lambda k: tracker.to(before + k))
-            append_jsonl(path, [{"id": e.id, "prompt": p, "paths": o, "greedy_first": params.greedy_first}
-                                for e, p, o in zip(part, prompts, outs)])
+            outs = sampler.generate(
+                prompts,
+                SamplingParams(**{**params.__dict__, "seed": seed + start}),
+                progress=lambda k, before=before: tracker.to(before + k),
+            )
+            append_jsonl(
+                path,
+                [
+                    {"id": e.id, "prompt": p, "paths": o, "greedy_first": params.greedy_first}
+                    for e, p, o in zip(part, prompts, outs)
+                ],
+            )
             tracker.to(before + len(part))
     return read_jsonl(path)
 
 
-def run_eval(task: Task, sampler: Sampler, examples: list[Example], out_dir: Path, cfg: EvalConfig, shots: int,
-             max_new_tokens: int, seed: int, batch_rows: int = 128) -> dict:
+def run_eval(
+    task: Task,
+    sampler: Sampler,
+    examples: list[Example],
+    out_dir: Path,
+    cfg: EvalConfig,
+    shots: int,
+    max_new_tokens: int,
+    seed: int,
+    batch_rows: int = 128,
+) -> dict:
     """Evaluate every mode in cfg.modes; finished modes (their .jsonl exists) are skipped."""
     out_dir = Path(out_dir)
     todo = [m for m in cfg.modes if not (out_dir / f"{m}.jsonl").exists()]
     for group, modes in _groups(todo):
         partial = out_dir / f"{group}.partial.jsonl"
-        raw = generate_group(task, sampler, examples, group, modes, partial, cfg, shots, max_new_tokens, seed, batch_rows)
+        raw = generate_group(
+            task, sampler, examples, group, modes, partial, cfg, shots, max_new_tokens, seed, batch_rows
+        )
         for mode in modes:
             write_jsonl(out_dir / f"{mode}.jsonl", score_rows(task, examples, raw, mode))
         partial.unlink()

@@ -47,8 +47,12 @@ class RayFleet:
         except ImportError:
             raise RuntimeError("engine=ray needs Ray: pip install 'lmsi[ray]'") from None
         if not ray.is_initialized():
-            ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
-                     **({} if address else {"num_cpus": max(1, int(workers * cpus_per_worker))}))
+            ray.init(
+                address=address or None,
+                include_dashboard=False,
+                log_to_driver=False,
+                **({} if address else {"num_cpus": max(1, int(workers * cpus_per_worker))}),
+            )
         remote = ray.remote(num_cpus=cpus_per_worker, max_restarts=3, max_task_retries=3)(_Worker)
         self.actors = [remote.remote(recipe) for _ in range(workers)]
         self.pool = ray.util.ActorPool(self.actors)

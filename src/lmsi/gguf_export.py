@@ -40,7 +40,6 @@ def export_gguf(hf_dir: Path, base_gguf: Path, out: Path) -> Path:
     import numpy as np
     from safetensors.torch import load_file  # torch: checkpoints may hold bf16, which numpy lacks
 
-
     reader = gguf.GGUFReader(str(base_gguf))
     arch = reader.fields["general.architecture"].contents()
     if arch not in ("llama", "qwen2"):

@@ -6,9 +6,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
-
+from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -98,5 +98,9 @@ class Manifest:
         return stage in self.data["stages"]
 
     def mark(self, stage: str, seconds: float, **info) -> None:
-        self.data["stages"][stage] = {"seconds": round(seconds, 2), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **info}
+        self.data["stages"][stage] = {
+            "seconds": round(seconds, 2),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **info,
+        }
         write_json(self.path, self.data)

@@ -118,7 +118,9 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
     if missing or unexpected:
-        raise ModelError(f"{gguf_path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise ModelError(
+            f"{gguf_path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     model.save_pretrained(out_dir)
     AutoTokenizer.from_pretrained(src_dir, gguf_file=fname).save_pretrained(out_dir)
     (out_dir / "lmsi_source.json").write_text(json.dumps({"gguf": str(gguf_path)}))

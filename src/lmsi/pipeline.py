@@ -77,8 +77,10 @@ class Pipeline:
             diff = [d for d in diff_configs(old, new) if not d.startswith("run_dir:")]
             if diff and not force:
                 raise ConfigError(
-                    f"{self.run_dir} was started with a different config; differing keys:\n  " + "\n  ".join(diff)
-                    + "\nuse a new run_dir, or --force to continue anyway")
+                    f"{self.run_dir} was started with a different config; differing keys:\n  "
+                    + "\n  ".join(diff)
+                    + "\nuse a new run_dir, or --force to continue anyway"
+                )
         atomic_write_text(path, yaml.safe_dump(new, sort_keys=False))
         write_json(self.run_dir / "config.json", new)
 
@@ -92,7 +94,18 @@ class Pipeline:
             self.run_dir.rmdir()
 
     # keys a borrowed stage depends on: a run that differs in any of them must sample for itself
-    SAMPLE_KEYS = ("model", "backend", "dtype", "seed", "student", "data", "sample", "eval", "selfgen", "loop.questions")
+    SAMPLE_KEYS = (
+        "model",
+        "backend",
+        "dtype",
+        "seed",
+        "student",
+        "data",
+        "sample",
+        "eval",
+        "selfgen",
+        "loop.questions",
+    )
 
     def reuse_samples(self, src: Path) -> list[str]:
         """Borrow another run's base eval and round-1 samples (same model, data, sampling and eval
@@ -104,14 +117,21 @@ class Pipeline:
         if (src / "signal.json").exists():
             return self.reuse_signal_paths(src)
         theirs = self.saved_config(src)
-        diff = [d for d in diff_configs(theirs, self.cfg.to_dict())
-                if d.split(":")[0].startswith(self.SAMPLE_KEYS) and not self._eval_subset(d, theirs["eval"])]
+        diff = [
+            d
+            for d in diff_configs(theirs, self.cfg.to_dict())
+            if d.split(":")[0].startswith(self.SAMPLE_KEYS) and not self._eval_subset(d, theirs["eval"])
+        ]
         if diff:
             raise ConfigError(f"cannot reuse the samples of {src}: its config differs in\n  " + "\n  ".join(diff))
         stages = Manifest(src).data["stages"]
-        moved = {"exemplars": ["exemplars.json"], "questions": ["questions_self.jsonl"],
-                 "eval_base": ["eval_base", "contamination.json"], "eval_student": ["eval_student"],
-                 "round_01/sample": ["round_01/samples.jsonl", "round_01/path_logprobs.jsonl"]}
+        moved = {
+            "exemplars": ["exemplars.json"],
+            "questions": ["questions_self.jsonl"],
+            "eval_base": ["eval_base", "contamination.json"],
+            "eval_student": ["eval_student"],
+            "round_01/sample": ["round_01/samples.jsonl", "round_01/path_logprobs.jsonl"],
+        }
         taken = []
         for stage, paths in moved.items():
             if stage not in stages or self.manifest.done(stage):
@@ -130,8 +150,9 @@ class Pipeline:
         (say greedy CoT only, to compare many variants cheaply); the sc path count matters only
         when sc is still evaluated."""
         key, e = diff.split(":")[0], self.cfg.eval
-        return ((key == "eval.modes" and set(e.modes) <= set(theirs["modes"]))
-                or (key == "eval.sc_m" and "sc" not in e.modes))
+        return (key == "eval.modes" and set(e.modes) <= set(theirs["modes"])) or (
+            key == "eval.sc_m" and "sc" not in e.modes
+        )
 
     def reuse_signal_paths(self, src: Path) -> list[str]:
         """Round-1 samples from an `lmsi signal` directory: its sampled paths on the same questions,
@@ -140,18 +161,38 @@ class Pipeline:
         if self.manifest.done("round_01/sample"):
             return []
         if self.cfg.selfgen.questions or self.cfg.selfgen.exemplars:
-            raise ConfigError("--samples-from a signal directory needs the task's own questions and exemplars (selfgen off)")
+            raise ConfigError(
+                "--samples-from a signal directory needs the task's own questions and exemplars (selfgen off)"
+            )
         from .backends import SamplingParams
         from .evaluate import SC_TEMPERATURE
         from .sample import sample_row
 
         t, c, s = self.saved_config(src), self.cfg, self.cfg.sample
-        theirs = {"model": t["model"], "backend": t["backend"], "dtype": t["dtype"], "task": t["eval"]["task"] or t["data"]["task"],
-                  "split": t["eval"]["split"], "m": t["eval"]["sc_m"], "temperature": SC_TEMPERATURE, "top_p": SamplingParams.top_p,
-                  "max_new_tokens": t["sample"]["max_new_tokens"], "shots": t["sample"]["shots"]}
-        ours = {"model": c.model, "backend": c.backend, "dtype": c.dtype, "task": c.data.task,
-                "split": self.task.resolve_split(c.data.split, "unlabeled"), "m": s.m, "temperature": s.temperature,
-                "top_p": s.top_p, "max_new_tokens": s.max_new_tokens, "shots": s.shots}
+        theirs = {
+            "model": t["model"],
+            "backend": t["backend"],
+            "dtype": t["dtype"],
+            "task": t["eval"]["task"] or t["data"]["task"],
+            "split": t["eval"]["split"],
+            "m": t["eval"]["sc_m"],
+            "temperature": SC_TEMPERATURE,
+            "top_p": SamplingParams.top_p,
+            "max_new_tokens": t["sample"]["max_new_tokens"],
+            "shots": t["sample"]["shots"],
+        }
+        ours = {
+            "model": c.model,
+            "backend": c.backend,
+            "dtype": c.dtype,
+            "task": c.data.task,
+            "split": self.task.resolve_split(c.data.split, "unlabeled"),
+            "m": s.m,
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_new_tokens": s.max_new_tokens,
+            "shots": s.shots,
+        }
         diff = [f"{k}: {theirs[k]!r} there, {ours[k]!r} here" for k in ours if theirs[k] != ours[k]]
         if diff:
             raise ConfigError(f"cannot reuse the paths of {src}: it differs in\n  " + "\n  ".join(diff))
@@ -170,8 +211,13 @@ class Pipeline:
 
             shutil.copy2(src / "eval" / "path_logprobs.jsonl", self.round_dir(1) / "path_logprobs.jsonl")
         seconds = Manifest(src).data["stages"].get("eval_only", {}).get("seconds", 0.0)
-        self.manifest.mark("round_01/sample", seconds, questions=len(out), reused_from=str(src),
-                           note="paths sampled by lmsi signal; seconds include its greedy pass")
+        self.manifest.mark(
+            "round_01/sample",
+            seconds,
+            questions=len(out),
+            reused_from=str(src),
+            note="paths sampled by lmsi signal; seconds include its greedy pass",
+        )
         self.log(f"reused from {src}: round_01/sample ({len(out)} questions)")
         return ["round_01/sample"]
 
@@ -227,14 +273,25 @@ class Pipeline:
             found = [{"eval_id": q.id, "pool_id": q.id, "share": 1.0} for q in pool if q.id in ids]
         else:
             found = find_overlap(pool, evals)
-        info = {"pool": len(pool), "eval": len(evals), "same_split": same, "policy": d.overlap,
-                "overlapping": len(found), "pairs": found[:100]}
+        info = {
+            "pool": len(pool),
+            "eval": len(evals),
+            "same_split": same,
+            "policy": d.overlap,
+            "overlapping": len(found),
+            "pairs": found[:100],
+        }
         if (found or same) and d.overlap == "refuse":
-            why = (f"the unlabeled pool and the eval set are both split {split!r} of {d.task!r}" if same else
-                   f"{len(found)} of {len(evals)} eval questions near-duplicate unlabeled questions "
-                   f"(e.g. {found[0]['eval_id']} ~ {found[0]['pool_id']}: {100 * found[0]['share']:.0f}% shared 8-grams)")
-            raise InputError(f"contamination guard: {why}. Pick disjoint splits, or set data.overlap=drop to remove them "
-                             "from the unlabeled pool, or data.overlap=allow to keep them (the report lists them)")
+            why = (
+                f"the unlabeled pool and the eval set are both split {split!r} of {d.task!r}"
+                if same
+                else f"{len(found)} of {len(evals)} eval questions near-duplicate unlabeled questions "
+                f"(e.g. {found[0]['eval_id']} ~ {found[0]['pool_id']}: {100 * found[0]['share']:.0f}% shared 8-grams)"
+            )
+            raise InputError(
+                f"contamination guard: {why}. Pick disjoint splits, or set data.overlap=drop to remove them "
+                "from the unlabeled pool, or data.overlap=allow to keep them (the report lists them)"
+            )
         if d.overlap == "drop":
             drop = {f["pool_id"] for f in found}
             pool = [q for q in pool if q.id not in drop]
@@ -254,7 +311,7 @@ class Pipeline:
 
     @property
     def exemplar_candidates(self):
-        return self._guarded[0][len(self.pool):] or self._guarded[0]
+        return self._guarded[0][len(self.pool) :] or self._guarded[0]
 
     @property
     def eval_examples(self):
@@ -275,8 +332,10 @@ class Pipeline:
             size = self.cfg.data.limit or len(pool) // self.cfg.loop.rounds
             part = pool[(k - 1) * size : k * size]
         if not part:
-            raise InputError(f"round {k} has no unlabeled questions left (pool of {len(pool)}); "
-                             "lower data.limit or loop.rounds, or set loop.questions=same")
+            raise InputError(
+                f"round {k} has no unlabeled questions left (pool of {len(pool)}); "
+                "lower data.limit or loop.rounds, or set loop.questions=same"
+            )
         return part
 
     # -- models ---------------------------------------------------------
@@ -339,9 +398,16 @@ class Pipeline:
                 backend = "hf"
             else:
                 o = self.cfg.openai
-                return get_sampler("openai", None, base_urls=o.base_urls, served_model=o.served_model,
-                                   api_key_env=o.api_key_env, concurrency=o.concurrency, timeout=o.timeout,
-                                   retries=o.retries)
+                return get_sampler(
+                    "openai",
+                    None,
+                    base_urls=o.base_urls,
+                    served_model=o.served_model,
+                    api_key_env=o.api_key_env,
+                    concurrency=o.concurrency,
+                    timeout=o.timeout,
+                    retries=o.retries,
+                )
         if backend in ("llamacpp", "vllm"):
             key = f"{backend}:{spec}"
             if key not in self._models:
@@ -376,8 +442,17 @@ class Pipeline:
 
         s = self.cfg.sample
         examples = self.eval_examples if examples is None else examples
-        summary = run_eval(self.eval_task, self.sampler(spec), examples, out_dir, self.cfg.eval,
-                           s.shots, s.max_new_tokens, self.cfg.seed, s.batch_rows)
+        summary = run_eval(
+            self.eval_task,
+            self.sampler(spec),
+            examples,
+            out_dir,
+            self.cfg.eval,
+            s.shots,
+            s.max_new_tokens,
+            self.cfg.seed,
+            s.batch_rows,
+        )
         return {"accuracy": {k: v["accuracy"] for k, v in summary.items() if "accuracy" in v}}
 
     def evaluate_only(self) -> dict:
@@ -385,7 +460,9 @@ class Pipeline:
         if not self.held_out:
             raise InputError(f"task {self.eval_task.name!r} has no labeled eval split; set eval.task")
         if any(e.answer is None for e in self.held_out):
-            raise InputError(f"task {self.eval_task.name!r}: the eval split has unlabeled questions; pick a labeled split")
+            raise InputError(
+                f"task {self.eval_task.name!r}: the eval split has unlabeled questions; pick a labeled split"
+            )
         self.stage("eval_only")
         return json.loads((self.run_dir / "eval" / "summary.json").read_text())
 
@@ -403,12 +480,21 @@ class Pipeline:
 
         s = self.cfg.sample
         shots = max(s.shots, self.cfg.build.shots)
-        exemplars, rows = make_exemplars(self.task, self.sampler(self.model_spec(0)), self.exemplar_candidates,
-                                         self.cfg.selfgen.exemplar_m, shots, s.max_new_tokens, self.cfg.seed)
+        exemplars, rows = make_exemplars(
+            self.task,
+            self.sampler(self.model_spec(0)),
+            self.exemplar_candidates,
+            self.cfg.selfgen.exemplar_m,
+            shots,
+            s.max_new_tokens,
+            self.cfg.seed,
+        )
         if len(exemplars) < shots:
-            raise InputError(f"self-generated exemplars: {len(exemplars)} usable of the {shots} shots needed, from "
-                             f"{len(self.exemplar_candidates)} candidate questions; give more unlabeled questions "
-                             "or raise selfgen.exemplar_pool / sample.max_new_tokens")
+            raise InputError(
+                f"self-generated exemplars: {len(exemplars)} usable of the {shots} shots needed, from "
+                f"{len(self.exemplar_candidates)} candidate questions; give more unlabeled questions "
+                "or raise selfgen.exemplar_pool / sample.max_new_tokens"
+            )
         write_jsonl(self.run_dir / "exemplar_votes.jsonl", rows)
         write_json(self.run_dir / "exemplars.json", [e.__dict__ for e in exemplars])
         self._use_saved_exemplars()
@@ -422,8 +508,16 @@ class Pipeline:
         for split in self.task.split_names:  # every other split of the task may be evaluated on some day
             if split != self.task.resolve_split(self.cfg.data.split, "unlabeled"):
                 avoid += self.task.load(split)
-        kept, stats = generate_questions(self.task, self.sampler(self.model_spec(0)), self.pool, avoid, g.generate,
-                                         g.per_prompt, g.temperature, self.cfg.seed)
+        kept, stats = generate_questions(
+            self.task,
+            self.sampler(self.model_spec(0)),
+            self.pool,
+            avoid,
+            g.generate,
+            g.per_prompt,
+            g.temperature,
+            self.cfg.seed,
+        )
         if not kept:
             raise RuntimeError(f"self-generated questions: none passed the filters ({stats['rejected']})")
         write_jsonl(self.run_dir / "questions_self.jsonl", [q.__dict__ for q in kept])
@@ -437,15 +531,29 @@ class Pipeline:
             return {"backend": backend, "spec": str(self.gguf_for(spec)), "batch_rows": rows}
         if backend == "openai":
             o = self.cfg.openai
-            return {"backend": backend, "spec": None, "base_urls": o.base_urls, "served_model": o.served_model,
-                    "api_key_env": o.api_key_env, "concurrency": o.concurrency, "timeout": o.timeout, "retries": o.retries}
+            return {
+                "backend": backend,
+                "spec": None,
+                "base_urls": o.base_urls,
+                "served_model": o.served_model,
+                "api_key_env": o.api_key_env,
+                "concurrency": o.concurrency,
+                "timeout": o.timeout,
+                "retries": o.retries,
+            }
         if backend == "hf":
             return {"backend": backend, "spec": spec, "batch_rows": rows, "dtype": self.cfg.dtype}
         if backend == "vllm":
             from .models import resolve_model
 
-            return {"backend": backend, "spec": resolve_model(spec), "dtype": self.cfg.dtype, "seed": self.cfg.seed,
-                    "gpu_memory_utilization": self.cfg.sample.gpu_memory, "trust_remote_code": self.cfg.trust_remote_code}
+            return {
+                "backend": backend,
+                "spec": resolve_model(spec),
+                "dtype": self.cfg.dtype,
+                "seed": self.cfg.seed,
+                "gpu_memory_utilization": self.cfg.sample.gpu_memory,
+                "trust_remote_code": self.cfg.trust_remote_code,
+            }
         return {"backend": backend, "spec": None}
 
     def _sample(self, k):
@@ -460,22 +568,27 @@ class Pipeline:
             sampler = RayFleet(self.recipe(spec), r.workers, r.cpus_per_worker, r.address)
         else:
             sampler = self.sampler(spec)
-        rows = run_sample(self.task, sampler, self.questions(k), self.round_dir(k), self.cfg.sample,
-                          self.cfg.seed + 1000 * (k - 1))
+        rows = run_sample(
+            self.task, sampler, self.questions(k), self.round_dir(k), self.cfg.sample, self.cfg.seed + 1000 * (k - 1)
+        )
         return {"questions": len(rows)}
 
     def _vote(self, k):
         from .vote import run_vote
 
         rows = run_vote(self.round_dir(k), self._path_logprobs(k) if self.cfg.build.vote == "weighted" else None)
-        return {"confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows),
-                "agreement": sum(r["confidence"] for r in rows) / max(1, len(rows))}
+        return {
+            "confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows),
+            "agreement": sum(r["confidence"] for r in rows) / max(1, len(rows)),
+        }
 
     def _path_logprobs(self, k) -> dict:
         from .signal import path_logprobs
 
         rd = self.round_dir(k)
-        rows = [{"id": s["id"], "prompt": s["prompt"], "paths": s["completions"]} for s in read_jsonl(rd / "samples.jsonl")]
+        rows = [
+            {"id": s["id"], "prompt": s["prompt"], "paths": s["completions"]} for s in read_jsonl(rd / "samples.jsonl")
+        ]
         return path_logprobs(lambda: self.sampler(self.model_spec(k - 1)), rows, rd / "path_logprobs.jsonl")
 
     def _train_seed(self, k):
@@ -485,7 +598,14 @@ class Pipeline:
     def _build(self, k):
         from .build import run_build
 
-        rows = run_build(self.task, self.round_dir(k), self.cfg.build, self.cfg.build.shots, self._train_seed(k), self.cfg.train.method)
+        rows = run_build(
+            self.task,
+            self.round_dir(k),
+            self.cfg.build,
+            self.cfg.build.shots,
+            self._train_seed(k),
+            self.cfg.train.method,
+        )
         return {"rows": len(rows)}
 
     def _train(self, k):
@@ -524,11 +644,16 @@ class Pipeline:
             if k < 2:
                 return None
             stages = self.manifest.data["stages"]
-            now, before = stages[f"{self.round_dir(k).name}/vote"]["agreement"], stages[f"{self.round_dir(k - 1).name}/vote"]["agreement"]
+            now, before = (
+                stages[f"{self.round_dir(k).name}/vote"]["agreement"],
+                stages[f"{self.round_dir(k - 1).name}/vote"]["agreement"],
+            )
             k, where = k - 1, "fresh questions"  # round k's vote measures round k-1's model
         if agreement_stalled(before, now, self.cfg.loop.min_gain):
-            return (f"round {k}'s model did not raise agreement on {where} ({now:.3f} vs {before:.3f}, needed "
-                    f"+{self.cfg.loop.min_gain}): keep round {k - 1}'s model")
+            return (
+                f"round {k}'s model did not raise agreement on {where} ({now:.3f} vs {before:.3f}, needed "
+                f"+{self.cfg.loop.min_gain}): keep round {k - 1}'s model"
+            )
         return None
 
     def run(self) -> str:

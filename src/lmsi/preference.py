@@ -90,8 +90,10 @@ def _dataset(rows: list[dict], columns: tuple[str, ...]):
 def _rows(path: Path, what: str) -> list[dict]:
     rows = read_jsonl(path)
     if not rows:
-        raise RuntimeError(f"{path} is empty: no {what}; lower build.threshold, sample more questions or paths "
-                           "(sample.m), or set build.reject_unextractable=true")
+        raise RuntimeError(
+            f"{path} is empty: no {what}; lower build.threshold, sample more questions or paths "
+            "(sample.m), or set build.reject_unextractable=true"
+        )
     return rows
 
 
@@ -102,11 +104,18 @@ def train_dpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
     model.train()
     args = DPOConfig(
         **batch_shape(cfg.batch_size),  # as SFT: one optimizer step per batch_size items
-        beta=cfg.dpo_beta, max_length=cfg.max_length, **common_args(model, round_dir, cfg, seed),
+        beta=cfg.dpo_beta,
+        max_length=cfg.max_length,
+        **common_args(model, round_dir, cfg, seed),
     )
     trainer = DPOTrainer(
-        model=model, args=args, processing_class=tok, train_dataset=_dataset(pairs, ("prompt", "chosen", "rejected")),
-        peft_config=lora_config(cfg) if cfg.adapter == "lora" else None,  # None + full: TRL copies the base as reference
+        model=model,
+        args=args,
+        processing_class=tok,
+        train_dataset=_dataset(pairs, ("prompt", "chosen", "rejected")),
+        peft_config=lora_config(cfg)
+        if cfg.adapter == "lora"
+        else None,  # None + full: TRL copies the base as reference
     )
     trainer.train(resume_from_checkpoint=resume_from(round_dir))
     return save_outputs(trainer.model, tok, round_dir, cfg, trainer.state.log_history)
@@ -120,12 +129,20 @@ def train_grpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int, task: T
     g = cfg.grpo_generations
     args = GRPOConfig(
         # one prompt's whole group per forward pass; batch_size prompts per optimizer step, like SFT's rows
-        per_device_train_batch_size=g, gradient_accumulation_steps=cfg.batch_size, num_generations=g,
-        max_completion_length=cfg.grpo_max_tokens, temperature=cfg.grpo_temperature, beta=cfg.grpo_kl,
-        remove_unused_columns=False, **common_args(model, round_dir, cfg, seed),
+        per_device_train_batch_size=g,
+        gradient_accumulation_steps=cfg.batch_size,
+        num_generations=g,
+        max_completion_length=cfg.grpo_max_tokens,
+        temperature=cfg.grpo_temperature,
+        beta=cfg.grpo_kl,
+        remove_unused_columns=False,
+        **common_args(model, round_dir, cfg, seed),
     )
     trainer = GRPOTrainer(
-        model=model, reward_funcs=[make_majority_reward(task)], args=args, processing_class=tok,
+        model=model,
+        reward_funcs=[make_majority_reward(task)],
+        args=args,
+        processing_class=tok,
         train_dataset=_dataset(prompts, ("prompt", "id", "choices")),
         peft_config=lora_config(cfg) if cfg.adapter == "lora" else None,
     )

@@ -27,6 +27,13 @@ class _Tracker:
 @contextlib.contextmanager
 def bar(label: str, total: int, completed: int = 0):
     show = sys.stderr.isatty() or os.environ.get("LMSI_PROGRESS") == "1"
-    columns = [TextColumn(f"[bold]{label:<16}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    columns = [
+        TextColumn(f"[bold]{label:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, disable=not show, transient=False) as prog:
         yield _Tracker(prog, prog.add_task(label, total=total, completed=completed))

@@ -12,8 +12,12 @@ from pathlib import Path
 from .evaluate import probe_agreement
 from .io import atomic_write_text, read_json, read_jsonl
 
-MODE_NAMES = {"greedy_cot": "greedy CoT", "sc": "self-consistency maj@m", "direct": "direct answer",
-              "zeroshot_cot": "zero-shot CoT"}
+MODE_NAMES = {
+    "greedy_cot": "greedy CoT",
+    "sc": "self-consistency maj@m",
+    "direct": "direct answer",
+    "zeroshot_cot": "zero-shot CoT",
+}
 
 
 def task_from_config(cfg: dict):
@@ -38,7 +42,8 @@ def pseudo_label_stats(votes: list[dict], threshold: float, task) -> dict:
     kept = [v for v in votes if v["answer"] is not None and v["confidence"] >= threshold]
     verdicts = [c for c in (label_correct(v, task) for v in kept) if c is not None]
     return {
-        "questions": len(votes), "kept": len(kept),
+        "questions": len(votes),
+        "kept": len(kept),
         "pseudo_label_accuracy": sum(verdicts) / len(verdicts) if verdicts else None,
         "mean_confidence": sum(v["confidence"] for v in votes) / max(1, len(votes)),
         "mean_distinct_answers": sum(v["distinct"] for v in votes) / max(1, len(votes)),
@@ -73,12 +78,18 @@ def collect_rounds(run_dir: Path, task, threshold: float) -> list[dict]:
     rounds = []
     for rd in sorted(run_dir.glob("round_[0-9][0-9]")):
         votes = _jsonl(rd / "votes.jsonl")
-        rounds.append({
-            "k": int(rd.name[-2:]), "eval": read_json(rd / "eval" / "summary.json"), "probe": probe_agreement(rd / "eval"),
-            "data": pseudo_label_stats(votes, threshold, task) if votes else None,
-            "rows": len(_jsonl(rd / "train.jsonl")), "log": _jsonl(rd / "train_log.jsonl"),
-            "votes": votes, "trained": f"{rd.name}/train" in manifest["stages"],
-        })
+        rounds.append(
+            {
+                "k": int(rd.name[-2:]),
+                "eval": read_json(rd / "eval" / "summary.json"),
+                "probe": probe_agreement(rd / "eval"),
+                "data": pseudo_label_stats(votes, threshold, task) if votes else None,
+                "rows": len(_jsonl(rd / "train.jsonl")),
+                "log": _jsonl(rd / "train_log.jsonl"),
+                "votes": votes,
+                "trained": f"{rd.name}/train" in manifest["stages"],
+            }
+        )
     return rounds
 
 
@@ -87,28 +98,40 @@ def per_round_tables(before: dict | None, base_probe: float | None, rounds: list
     on the fixed eval questions, and of its own vote on round k+1's fresh questions."""
     fresh = {r["k"] - 1: r["data"]["mean_confidence"] for r in rounds if r["data"]}
     probe = {0: base_probe, **{r["k"]: r["probe"] for r in rounds}}
-    head = ("| round | " + " | ".join(MODE_NAMES[m] for m in modes)
-            + " | agreement, eval questions (label-free) | agreement, next round's questions (label-free) |")
+    head = (
+        "| round | "
+        + " | ".join(MODE_NAMES[m] for m in modes)
+        + " | agreement, eval questions (label-free) | agreement, next round's questions (label-free) |"
+    )
     lines = [head, "|" + "---|" * (len(modes) + 3)]
     models = [(0, before)] + [(r["k"], r["eval"]) for r in rounds if r["trained"]]
     for k, summ in models:
         a = f"{probe[k]:.3f}" if probe.get(k) is not None else "–"
         b = f"{fresh[k]:.3f}" if k in fresh else "–"
         lines.append(f"| {k} | " + " | ".join(_fmt(summ, m) for m in modes) + f" | {a} | {b} |")
-    lines += ["", "Round k's row is the model after k rounds (0 = the base model). Agreement is the mean vote "
-              "share of the model's own sampled paths; no label is read. On the eval questions it is measured "
-              "on the same questions for every model; on the next round's questions the questions change.", "",
-              "| round | questions | kept | pseudo-label acc. (kept) | mean confidence | distinct answers/q | train rows |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Round k's row is the model after k rounds (0 = the base model). Agreement is the mean vote "
+        "share of the model's own sampled paths; no label is read. On the eval questions it is measured "
+        "on the same questions for every model; on the next round's questions the questions change.",
+        "",
+        "| round | questions | kept | pseudo-label acc. (kept) | mean confidence | distinct answers/q | train rows |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rounds:
         d = r["data"]
         if not d:
             continue
         acc = "–" if d["pseudo_label_accuracy"] is None else f"{100 * d['pseudo_label_accuracy']:.1f}%"
-        lines.append(f"| {r['k']} | {d['questions']} | {d['kept']} | {acc} | {d['mean_confidence']:.3f} | "
-                     f"{d['mean_distinct_answers']:.2f} | {r['rows'] if r['trained'] or r['rows'] else '–'} |")
-    lines += ["", "Each round's data was sampled by the previous round's model; gold answers are read only for "
-              "the pseudo-label accuracy column."]
+        lines.append(
+            f"| {r['k']} | {d['questions']} | {d['kept']} | {acc} | {d['mean_confidence']:.3f} | "
+            f"{d['mean_distinct_answers']:.2f} | {r['rows'] if r['trained'] or r['rows'] else '–'} |"
+        )
+    lines += [
+        "",
+        "Each round's data was sampled by the previous round's model; gold answers are read only for "
+        "the pseudo-label accuracy column.",
+    ]
     return lines
 
 
@@ -122,11 +145,14 @@ def rule_verdict(base_probe: float | None, rounds: list[dict], min_gain: float) 
     acc = {r["k"]: r["eval"]["greedy_cot"]["accuracy"] for r in rounds if r["eval"] and "greedy_cot" in r["eval"]}
     if len(probe) < 2:
         return None
-    stop = next((k for k in sorted(probe)[1:] if k - 1 in probe and agreement_stalled(probe[k - 1], probe[k], min_gain)), None)
+    stop = next(
+        (k for k in sorted(probe)[1:] if k - 1 in probe and agreement_stalled(probe[k - 1], probe[k], min_gain)), None
+    )
     best = max(acc, key=acc.get) if acc else None
     said = f"it stops after round {stop} and keeps round {stop - 1}'s model" if stop else "it does not stop"
     return f"Stop rule (agreement on the eval questions must rise by ≥ {min_gain}): {said}; " + (
-        f"the best held-out greedy CoT was round {best}." if best is not None else "no held-out accuracy to compare.")
+        f"the best held-out greedy CoT was round {best}." if best is not None else "no held-out accuracy to compare."
+    )
 
 
 def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
@@ -145,12 +171,27 @@ def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
         ax.fill_between(xs, [100 * s["ci95"][0] for _, s in pts], [100 * s["ci95"][1] for _, s in pts], alpha=0.12)
     agree = [(r["k"] - 1, 100 * r["data"]["mean_confidence"]) for r in rounds if r["data"]]
     if agree:
-        ax.plot([k for k, _ in agree], [a for _, a in agree], ":", color="gray", marker="s",
-                label="agreement, next round's questions")
-    probe = [(k, 100 * p) for k, p in [(0, probe_agreement(run_dir / "eval_base"))] + [(r["k"], r["probe"]) for r in rounds]
-             if p is not None]
+        ax.plot(
+            [k for k, _ in agree],
+            [a for _, a in agree],
+            ":",
+            color="gray",
+            marker="s",
+            label="agreement, next round's questions",
+        )
+    probe = [
+        (k, 100 * p)
+        for k, p in [(0, probe_agreement(run_dir / "eval_base"))] + [(r["k"], r["probe"]) for r in rounds]
+        if p is not None
+    ]
     if probe:
-        ax.plot([k for k, _ in probe], [a for _, a in probe], "k--", marker="D", label="agreement, eval questions (label-free)")
+        ax.plot(
+            [k for k, _ in probe],
+            [a for _, a in probe],
+            "k--",
+            marker="D",
+            label="agreement, eval questions (label-free)",
+        )
     ax.set_xlabel("round (0 = base model)")
     ax.set_ylabel("% (accuracy with 95% CI)")
     ax.set_ylim(0, 100)
@@ -200,7 +241,10 @@ def _training_set_line(rd: Path, method: str, train_rows: list[dict]) -> str:
 
     path = rd / BUILD_FILES[method]
     n = len(read_jsonl(path)) if path.exists() else 0
-    what = {"dpo": "preference pairs (majority vs minority path)", "grpo": "prompts (reward: agree with the group majority)"}
+    what = {
+        "dpo": "preference pairs (majority vs minority path)",
+        "grpo": "prompts (reward: agree with the group majority)",
+    }
     return f"- train.method={method}: {n} {what[method]}"
 
 
@@ -232,14 +276,27 @@ def paired_section(base: Path, evals: list[tuple[int, Path]], modes: list[str]) 
     rows = []
     for k, last in evals:
         tag = f"round {k}: " if len(evals) > 1 else ""
-        pairs = [(f"{MODE_NAMES[m]}: after vs before", paired_gain(base / f"{m}.jsonl", last / f"{m}.jsonl")) for m in modes]
+        pairs = [
+            (f"{MODE_NAMES[m]}: after vs before", paired_gain(base / f"{m}.jsonl", last / f"{m}.jsonl")) for m in modes
+        ]
         if {"greedy_cot", "sc"} <= set(modes):
-            pairs.append(("greedy CoT after vs self-consistency before", paired_gain(base / "sc.jsonl", last / "greedy_cot.jsonl")))
+            pairs.append(
+                (
+                    "greedy CoT after vs self-consistency before",
+                    paired_gain(base / "sc.jsonl", last / "greedy_cot.jsonl"),
+                )
+            )
         rows += [f"| {tag}{name} | {cell_paired(p)} |" for name, p in pairs if p]
     if not rows:
         return []
-    return ["## Paired per-item comparison (Δ points, 95% bootstrap CI)", "", "| comparison | Δ [CI]; items won / lost |",
-            "|---|---|", *rows, ""]
+    return [
+        "## Paired per-item comparison (Δ points, 95% bootstrap CI)",
+        "",
+        "| comparison | Δ [CI]; items won / lost |",
+        "|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def build_report(run_dir: Path) -> str:
@@ -255,16 +312,29 @@ def build_report(run_dir: Path) -> str:
     after = done[-1]["eval"] if done else None
     table = format_table(student_before or before, after, "student before" if student_before else "before")
     d, s = cfg.get("data", {}), cfg.get("sample", {})
-    lines = [f"# lmsi report: {run_dir.name}", "",
-             f"Model `{cfg.get('model')}` on task `{d.get('task')}`; {d.get('limit')} unlabeled questions per round, "
-             f"m={s.get('m')}, T={s.get('temperature')}, threshold={threshold}.", ""]
+    lines = [
+        f"# lmsi report: {run_dir.name}",
+        "",
+        f"Model `{cfg.get('model')}` on task `{d.get('task')}`; {d.get('limit')} unlabeled questions per round, "
+        f"m={s.get('m')}, T={s.get('temperature')}, threshold={threshold}.",
+        "",
+    ]
     if cfg.get("student"):
-        lines += [f"Distillation: the teacher `{cfg['model']}` sampled and voted; the student `{cfg['student']}` "
-                  "was trained. Teacher before:", "", format_table(before, None, "teacher"), ""]
+        lines += [
+            f"Distillation: the teacher `{cfg['model']}` sampled and voted; the student `{cfg['student']}` "
+            "was trained. Teacher before:",
+            "",
+            format_table(before, None, "teacher"),
+            "",
+        ]
     lines += [f"## Held-out accuracy (%, 95% bootstrap CI), after {len(done)} round(s)", "", table, ""]
     if before:
         n = next(iter(v for v in before.values() if isinstance(v, dict) and "n" in v))["n"]
-        split = task.resolve_split(cfg.get("eval", {}).get("split", "auto"), "eval") if not cfg.get("eval", {}).get("task") else cfg["eval"]["task"]
+        split = (
+            task.resolve_split(cfg.get("eval", {}).get("split", "auto"), "eval")
+            if not cfg.get("eval", {}).get("task")
+            else cfg["eval"]["task"]
+        )
         lines += [f"n = {n} held-out questions ({split} split).", ""]
     base_dir = run_dir / ("eval_student" if student_before else "eval_base")
     if before and done:
@@ -273,7 +343,11 @@ def build_report(run_dir: Path) -> str:
     loop = read_json(run_dir / "loop.json")
     if rounds:
         base_probe = probe_agreement(base_dir)
-        lines += ["## Rounds", ""] + per_round_tables(student_before or before, base_probe, rounds, _modes(before, after)) + [""]
+        lines += (
+            ["## Rounds", ""]
+            + per_round_tables(student_before or before, base_probe, rounds, _modes(before, after))
+            + [""]
+        )
         if loop and loop.get("stopped"):
             lines += [f"**Stopped early:** {loop['stopped']}.", ""]
         would = rule_verdict(base_probe, rounds, cfg.get("loop", {}).get("min_gain", 0.0))
@@ -287,24 +361,37 @@ def build_report(run_dir: Path) -> str:
     qs = (read_json(run_dir / "manifest.json") or {"stages": {}})["stages"]
     if "questions" in qs:
         q = qs["questions"]
-        extras.append(f"- self-generated questions: {q['generated']} drawn, {q['kept']} kept after filters "
-                      f"(rejected: {q['rejected'] or 'none'})")
+        extras.append(
+            f"- self-generated questions: {q['generated']} drawn, {q['kept']} kept after filters "
+            f"(rejected: {q['rejected'] or 'none'})"
+        )
     if "exemplars" in qs:
         ex = read_json(run_dir / "exemplars.json") or []
-        extras.append(f"- self-generated exemplars: {len(ex)} (mean zero-shot agreement of candidates "
-                      f"{qs['exemplars']['mean_confidence']:.2f}); see exemplars.json")
+        extras.append(
+            f"- self-generated exemplars: {len(ex)} (mean zero-shot agreement of candidates "
+            f"{qs['exemplars']['mean_confidence']:.2f}); see exemplars.json"
+        )
     if extras:
         lines += ["## Self-generated data", ""] + extras + [""]
     guard = read_json(run_dir / "contamination.json")
     if guard:
-        lines += ["## Contamination guard", "",
-                  f"{guard['overlapping']} of {guard['eval']} eval questions overlap the {guard['pool']} unlabeled questions "
-                  f"(same split: {guard['same_split']}; policy: {guard['policy']}"
-                  + (f", {guard['dropped']} dropped from the pool" if "dropped" in guard else "") + ").", ""]
+        lines += [
+            "## Contamination guard",
+            "",
+            f"{guard['overlapping']} of {guard['eval']} eval questions overlap the {guard['pool']} unlabeled questions "
+            f"(same split: {guard['same_split']}; policy: {guard['policy']}"
+            + (f", {guard['dropped']} dropped from the pool" if "dropped" in guard else "")
+            + ").",
+            "",
+        ]
     if qs:
         lines += ["## Stage wall times", "", "| stage | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v['seconds']:.0f}" + (f" (reused from `{v['reused_from']}`)" if v.get("reused_from") else "") + " |"
-                  for k, v in qs.items()]
+        lines += [
+            f"| {k} | {v['seconds']:.0f}"
+            + (f" (reused from `{v['reused_from']}`)" if v.get("reused_from") else "")
+            + " |"
+            for k, v in qs.items()
+        ]
         lines += [f"| total | {sum(v['seconds'] for v in qs.values()):.0f} |", ""]
     lines += ["![report](report.png)", ""]
     _plots(run_dir, student_before or before, rounds, task)

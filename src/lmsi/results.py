@@ -47,17 +47,21 @@ def _model(cfg: dict, aliases: dict) -> str:
 def signal_row(d: Path, aliases: dict) -> str:
     s, cfg = read_json(d / "signal.json"), read_json(d / "config.json") or {}
     ev, m = cfg.get("eval", {}), str(s["m"])
-    return (f"| {ev.get('task') or cfg.get('data', {}).get('task')} ({ev.get('split')}) | {_model(cfg, aliases)} | {s['n']} | {m} "
-            f"| {_pct(s['greedy'])} | {_pct(s['single_path'])} | {_pct(s['by_k'].get('8', {}).get('maj'))} "
-            f"| {_pct(s['by_k'][m]['maj'])} | {_pct(s['by_k'][m]['pass'])} "
-            f"| {_at(s['thresholds'], 0.5)} | {_at(s['thresholds'], 0.75)} | {_seconds(d):.0f} |")
+    return (
+        f"| {ev.get('task') or cfg.get('data', {}).get('task')} ({ev.get('split')}) | {_model(cfg, aliases)} | {s['n']} | {m} "
+        f"| {_pct(s['greedy'])} | {_pct(s['single_path'])} | {_pct(s['by_k'].get('8', {}).get('maj'))} "
+        f"| {_pct(s['by_k'][m]['maj'])} | {_pct(s['by_k'][m]['pass'])} "
+        f"| {_at(s['thresholds'], 0.5)} | {_at(s['thresholds'], 0.75)} | {_seconds(d):.0f} |"
+    )
 
 
 def weighted_row(d: Path, aliases: dict) -> str:
     s, cfg = read_json(d / "signal.json"), read_json(d / "config.json") or {}
     ev, w, m = cfg.get("eval", {}), s["weighted"], str(s["m"])
-    return (f"| {ev.get('task')} ({ev.get('split')}) | {_model(cfg, aliases)} | {_pct(s['by_k'][m]['maj'])} | {_pct(w['maj'])} "
-            f"| {_at(s['thresholds'], 0.5)} | {_at(w['thresholds'], 0.5)} | {_at(s['thresholds'], 0.75)} | {_at(w['thresholds'], 0.75)} |")
+    return (
+        f"| {ev.get('task')} ({ev.get('split')}) | {_model(cfg, aliases)} | {_pct(s['by_k'][m]['maj'])} | {_pct(w['maj'])} "
+        f"| {_at(s['thresholds'], 0.5)} | {_at(w['thresholds'], 0.5)} | {_at(s['thresholds'], 0.75)} | {_at(w['thresholds'], 0.75)} |"
+    )
 
 
 def eval_rows(d: Path, aliases: dict) -> list[str]:
@@ -65,9 +69,11 @@ def eval_rows(d: Path, aliases: dict) -> list[str]:
     out = []
     for mode, s in summary.items():
         if isinstance(s, dict) and "accuracy" in s:
-            out.append(f"| {cfg.get('data', {}).get('task')} | {_model(cfg, aliases)} | {mode} | {s['n']} "
-                       f"| {_pct(s['accuracy'])} [{_pct(s['ci95'][0])}, {_pct(s['ci95'][1])}] "
-                       f"| {_pct(s['unextractable'])} | {_seconds(d):.0f} |")
+            out.append(
+                f"| {cfg.get('data', {}).get('task')} | {_model(cfg, aliases)} | {mode} | {s['n']} "
+                f"| {_pct(s['accuracy'])} [{_pct(s['ci95'][0])}, {_pct(s['ci95'][1])}] "
+                f"| {_pct(s['unextractable'])} | {_seconds(d):.0f} |"
+            )
     return out
 
 
@@ -93,23 +99,35 @@ def build_results(dirs: list[Path], out: Path, aliases: dict | None = None, comp
     lines += [f"Model `{k}` in a command is shown as `{v}` in the tables." for k, v in aliases.items()]
     lines += [""] * bool(aliases)
     if signals:
-        lines += ["## Vote signal", "",
-                  "Accuracy in %; the last two columns give the majority answer's precision / the share of "
-                  "questions kept at vote share ≥ 50 % and ≥ 75 %.", "",
-                  "| task (split) | model | n | m | greedy | single path | maj@8 | maj@m | pass@m "
-                  "| ≥ 50 % | ≥ 75 % | seconds |", "|" + "---|" * 12]
+        lines += [
+            "## Vote signal",
+            "",
+            "Accuracy in %; the last two columns give the majority answer's precision / the share of "
+            "questions kept at vote share ≥ 50 % and ≥ 75 %.",
+            "",
+            "| task (split) | model | n | m | greedy | single path | maj@8 | maj@m | pass@m "
+            "| ≥ 50 % | ≥ 75 % | seconds |",
+            "|" + "---|" * 12,
+        ]
         lines += [signal_row(d, aliases) for d in signals] + [""]
         weighted = [d for d in signals if "weighted" in read_json(d / "signal.json")]
         if weighted:
-            lines += ["Weighted vote on the same paths (`lmsi signal --weighted`: each path counts exp(mean token "
-                      "log-prob)); precision / kept as above.", "",
-                      "| task (split) | model | maj@m | weighted maj@m | ≥ 50 % | weighted ≥ 50 % | ≥ 75 % | weighted ≥ 75 % |",
-                      "|" + "---|" * 8]
+            lines += [
+                "Weighted vote on the same paths (`lmsi signal --weighted`: each path counts exp(mean token "
+                "log-prob)); precision / kept as above.",
+                "",
+                "| task (split) | model | maj@m | weighted maj@m | ≥ 50 % | weighted ≥ 50 % | ≥ 75 % | weighted ≥ 75 % |",
+                "|" + "---|" * 8,
+            ]
             lines += [weighted_row(d, aliases) for d in weighted] + [""]
         lines += ["Commands:", "", "```bash", *[_command(d) for d in signals], "```", ""]
     if evals:
-        lines += ["## Reference accuracy", "", "| task | model | mode | n | accuracy [95 % CI] | unextractable | seconds |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Reference accuracy",
+            "",
+            "| task | model | mode | n | accuracy [95 % CI] | unextractable | seconds |",
+            "|---|---|---|---|---|---|---|",
+        ]
         lines += [row for d in evals for row in eval_rows(d, aliases)] + [""]
         lines += ["Commands:", "", "```bash", *[_command(d) for d in evals], "```", ""]
     for d in runs:
@@ -123,6 +141,14 @@ def build_results(dirs: list[Path], out: Path, aliases: dict | None = None, comp
             lines += [f"![{d.name}]({plot.name})", ""]
     for group in compare:
         names = ", ".join(d.name for d in group)
-        lines += [compare_runs(group, 1, f"## Variants after round 1: {names}").strip(), "",
-                  "Commands:", "", "```bash", *[_command(d) for d in group], "```", ""]
+        lines += [
+            compare_runs(group, 1, f"## Variants after round 1: {names}").strip(),
+            "",
+            "Commands:",
+            "",
+            "```bash",
+            *[_command(d) for d in group],
+            "```",
+            "",
+        ]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backends import Sampler, SamplingParams
+from .backends import SamplingParams
 from .config import SampleConfig
 from .io import append_jsonl, read_jsonl, write_jsonl
 from .progress import bar
@@ -17,13 +17,20 @@ from .tasks import Example, Task
 
 def sample_row(task: Task, q: Example, prompt: str, completions: list[str]) -> dict:
     """One line of samples.jsonl: the question's paths and their extracted answers."""
-    return {"id": q.id, "question": q.question, "gold": q.answer, "prompt": prompt, "completions": completions,
-            "answers": [task.extract(c, choices=q.choices) for c in completions],
-            **({"choices": list(q.choices)} if q.choices else {})}  # grpo re-extracts answers with them
+    return {
+        "id": q.id,
+        "question": q.question,
+        "gold": q.answer,
+        "prompt": prompt,
+        "completions": completions,
+        "answers": [task.extract(c, choices=q.choices) for c in completions],
+        **({"choices": list(q.choices)} if q.choices else {}),
+    }  # grpo re-extracts answers with them
 
 
-def run_sample(task: Task, sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig,
-               seed: int) -> list[dict]:
+def run_sample(
+    task: Task, sampler, questions: list[Example], round_dir: Path, cfg: SampleConfig, seed: int
+) -> list[dict]:
     """`sampler` is a Sampler, or a RayFleet that spreads the chunks over workers; either way
     chunks are committed in order, each with the seed of its first question's position."""
     path = round_dir / "samples.jsonl"
@@ -36,8 +43,14 @@ def run_sample(task: Task, sampler, questions: list[Example], round_dir: Path, c
     parts = [todo[s : s + chunk] for s in range(0, len(todo), chunk)]
     jobs = []
     for part in parts:
-        params = SamplingParams(n=cfg.m, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
-                                stop=task.stop, seed=seed + part[0][0])
+        params = SamplingParams(
+            n=cfg.m,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            max_new_tokens=cfg.max_new_tokens,
+            stop=task.stop,
+            seed=seed + part[0][0],
+        )
         jobs.append(([task.prompt(q.question, "fewshot_cot", cfg.shots) for _, q in part], params))
     results = sampler.map(jobs) if hasattr(sampler, "map") else (sampler.generate(*job) for job in jobs)
     with bar("sample", total=len(questions), completed=len(done)) as tracker:

@@ -43,15 +43,30 @@ def keep_question(text: str, numeric: bool) -> str | None:
     return None
 
 
-def generate_questions(task: Task, sampler: Sampler, seeds: list[Example], avoid: list[Example], n: int,
-                       per_prompt: int, temperature: float, seed: int) -> tuple[list[Example], dict]:
+def generate_questions(
+    task: Task,
+    sampler: Sampler,
+    seeds: list[Example],
+    avoid: list[Example],
+    n: int,
+    per_prompt: int,
+    temperature: float,
+    seed: int,
+) -> tuple[list[Example], dict]:
     """Draw `n` candidate questions and keep those that pass the filters; stats say why others went."""
     rng = random.Random(seed)
     per_call = 4  # questions drawn per prompt: each prompt shows a different seed mix
-    prompts = [question_prompt([s.question for s in rng.sample(seeds, min(per_prompt, len(seeds)))])
-               for _ in range(-(-n // per_call))]
-    params = SamplingParams(n=per_call, temperature=temperature, max_new_tokens=160, seed=seed,
-                            stop=("\n\nQuestion:", "\nQuestion:", "\n\n", "\nAnswer", "\nA:"))
+    prompts = [
+        question_prompt([s.question for s in rng.sample(seeds, min(per_prompt, len(seeds)))])
+        for _ in range(-(-n // per_call))
+    ]
+    params = SamplingParams(
+        n=per_call,
+        temperature=temperature,
+        max_new_tokens=160,
+        seed=seed,
+        stop=("\n\nQuestion:", "\nQuestion:", "\n\n", "\nAnswer", "\nA:"),
+    )
     texts = [_clean(t) for outs in sampler.generate(prompts, params) for t in outs][:n]
     reasons: dict[str, int] = {}
     kept: list[Example] = []
@@ -74,22 +89,33 @@ def generate_questions(task: Task, sampler: Sampler, seeds: list[Example], avoid
     return kept, {"generated": len(texts), "kept": len(kept), "rejected": reasons}
 
 
-def make_exemplars(task: Task, sampler: Sampler, candidates: list[Example], m: int, k: int, max_new_tokens: int,
-                   seed: int) -> tuple[tuple[Exemplar, ...], list[dict]]:
+def make_exemplars(
+    task: Task, sampler: Sampler, candidates: list[Example], m: int, k: int, max_new_tokens: int, seed: int
+) -> tuple[tuple[Exemplar, ...], list[dict]]:
     """The k candidates whose zero-shot CoT paths agree most, as exemplars (with the vote rows)."""
     prompts = [task.prompt(q.question, "zeroshot_cot", 0) for q in candidates]
     params = SamplingParams(n=m, temperature=0.7, max_new_tokens=max_new_tokens, stop=task.stop, seed=seed)
     paths = sampler.generate(prompts, params)
     # zero-shot reasoning rarely states an answer in our format: ask for it, as zero-shot CoT does
     follow = [p + " " + r.strip() + " Therefore, the answer is" for p, rs in zip(prompts, paths) for r in rs]
-    answers = sampler.generate(follow, SamplingParams(n=1, temperature=0.0, max_new_tokens=16, stop=task.stop + ("\n",), seed=seed))
+    answers = sampler.generate(
+        follow, SamplingParams(n=1, temperature=0.0, max_new_tokens=16, stop=task.stop + ("\n",), seed=seed)
+    )
     rows = []
     for j, (q, rs) in enumerate(zip(candidates, paths)):
         got = [task.extract(a[0], "fewshot_direct", q.choices) for a in answers[j * m : (j + 1) * m]]
         answer, conf, _ = majority(got)
         reasoning = next((_clean(r) for r, a in zip(rs, got) if a == answer and r.strip()), "")
-        rows.append({"id": q.id, "question": q.question, "answer": answer, "confidence": conf, "reasoning": reasoning,
-                     "gold": q.answer})
+        rows.append(
+            {
+                "id": q.id,
+                "question": q.question,
+                "answer": answer,
+                "confidence": conf,
+                "reasoning": reasoning,
+                "gold": q.answer,
+            }
+        )
     usable = [r for r in rows if r["answer"] is not None and r["reasoning"]]
     usable.sort(key=lambda r: -r["confidence"])  # stable: ties keep pool order
     return tuple(Exemplar(r["question"], r["reasoning"], r["answer"]) for r in usable[:k]), rows

@@ -39,35 +39,56 @@ def signal_stats(task, rows: list[dict], greedy: list[dict], logprobs: dict | No
         }
     grid = sorted({round(j / m, 4) for j in range(1, m + 1)})
     stats = {
-        "n": n, "m": m,
+        "n": n,
+        "m": m,
         "greedy": sum(g["correct"] for g in greedy) / n if greedy else None,
         "single_path": sum(sum(c) for c in right) / (n * m),
-        "by_k": by_k, "thresholds": _coverage(task, [majority(r["answers"][:m]) for r in rows], rows, grid),
+        "by_k": by_k,
+        "thresholds": _coverage(task, [majority(r["answers"][:m]) for r in rows], rows, grid),
         "unextractable_paths": sum(a is None for r in rows for a in r["answers"][:m]) / (n * m),
     }
     if logprobs:
         votes = [weighted_majority(r["answers"][:m], logprobs[r["id"]][:m]) for r in rows]
-        stats["weighted"] = {"maj": sum(task.is_correct(v[0], r["gold"]) for v, r in zip(votes, rows)) / n,
-                             "thresholds": _coverage(task, votes, rows, grid)}
+        stats["weighted"] = {
+            "maj": sum(task.is_correct(v[0], r["gold"]) for v, r in zip(votes, rows)) / n,
+            "thresholds": _coverage(task, votes, rows, grid),
+        }
     return stats
 
 
 def format_signal(name: str, s: dict) -> str:
     pct = lambda x: "–" if x is None else f"{100 * x:.1f}"  # noqa: E731
     ks = list(s["by_k"])
-    lines = [f"## {name}", "", f"n = {s['n']} labeled questions, m = {s['m']} sampled paths each "
-             f"({pct(s['unextractable_paths'])} % of paths state no answer).", "",
-             "| greedy | single path | " + " | ".join(f"maj@{k}" for k in ks) + " | " + " | ".join(f"pass@{k}" for k in ks) + " |",
-             "|" + "---|" * (2 + 2 * len(ks)),
-             f"| {pct(s['greedy'])} | {pct(s['single_path'])} | " + " | ".join(pct(s["by_k"][k]["maj"]) for k in ks)
-             + " | " + " | ".join(pct(s["by_k"][k]["pass"]) for k in ks) + " |", "",
-             "| vote share ≥ | questions kept (%) | majority correct (%) |", "|---|---|---|"]
+    lines = [
+        f"## {name}",
+        "",
+        f"n = {s['n']} labeled questions, m = {s['m']} sampled paths each "
+        f"({pct(s['unextractable_paths'])} % of paths state no answer).",
+        "",
+        "| greedy | single path | "
+        + " | ".join(f"maj@{k}" for k in ks)
+        + " | "
+        + " | ".join(f"pass@{k}" for k in ks)
+        + " |",
+        "|" + "---|" * (2 + 2 * len(ks)),
+        f"| {pct(s['greedy'])} | {pct(s['single_path'])} | "
+        + " | ".join(pct(s["by_k"][k]["maj"]) for k in ks)
+        + " | "
+        + " | ".join(pct(s["by_k"][k]["pass"]) for k in ks)
+        + " |",
+        "",
+        "| vote share ≥ | questions kept (%) | majority correct (%) |",
+        "|---|---|---|",
+    ]
     w = s.get("weighted")
     if w:
-        lines[-2:] = [f"Weighted vote (each path counts exp(mean token log-prob)): maj@{s['m']} {pct(w['maj'])} "
-                      f"vs. {pct(s['by_k'][s['m']]['maj'])} unweighted.", "",
-                      "| vote share ≥ | questions kept (%) | majority correct (%) | weighted: kept (%) | weighted: correct (%) |",
-                      "|---|---|---|---|---|"]
+        lines[-2:] = [
+            f"Weighted vote (each path counts exp(mean token log-prob)): maj@{s['m']} {pct(w['maj'])} "
+            f"vs. {pct(s['by_k'][s['m']]['maj'])} unweighted.",
+            "",
+            "| vote share ≥ | questions kept (%) | majority correct (%) | weighted: kept (%) | weighted: correct (%) |",
+            "|---|---|---|---|---|",
+        ]
     for i, t in enumerate(s["thresholds"]):
         extra = f" {pct(w['thresholds'][i]['coverage'])} | {pct(w['thresholds'][i]['precision'])} |" if w else ""
         lines.append(f"| {t['threshold']:.3f} | {pct(t['coverage'])} | {pct(t['precision'])} |{extra}")
@@ -85,7 +106,9 @@ def path_logprobs(make_sampler, rows: list[dict], path) -> dict:
         return done
     sampler = make_sampler()
     if not hasattr(sampler, "score"):
-        raise InputError(f"weighted votes need path log-probs, which backend {sampler.name!r} does not give; use backend=hf")
+        raise InputError(
+            f"weighted votes need path log-probs, which backend {sampler.name!r} does not give; use backend=hf"
+        )
     with bar("score paths", total=len(rows), completed=len(done)) as tracker:
         for r in rows:
             if r["id"] not in done:

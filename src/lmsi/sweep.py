@@ -77,8 +77,10 @@ def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log
         if t in passes and not p.manifest.done("round_01/sample"):
             rows = read_jsonl(passes[t] / "round_01" / "samples.jsonl")
             m = cfg.sample.m
-            write_jsonl(p.round_dir(1) / "samples.jsonl",
-                        [{**r, "completions": r["completions"][:m], "answers": r["answers"][:m]} for r in rows])
+            write_jsonl(
+                p.round_dir(1) / "samples.jsonl",
+                [{**r, "completions": r["completions"][:m], "answers": r["answers"][:m]} for r in rows],
+            )
             p.manifest.mark("round_01/sample", 0.0, shared_from=str(passes[t]), questions=len(rows))
         log(f"== sweep point {_name(point)}")
         try:
@@ -96,7 +98,10 @@ def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log
 def _order_grid(axes: dict[str, list[str]]) -> dict[str, list[str]]:
     """Largest m first, so each temperature's first point draws the pass the others reuse."""
     if "sample.m" in axes:
-        axes = {"sample.m": sorted(axes["sample.m"], key=int, reverse=True), **{k: v for k, v in axes.items() if k != "sample.m"}}
+        axes = {
+            "sample.m": sorted(axes["sample.m"], key=int, reverse=True),
+            **{k: v for k, v in axes.items() if k != "sample.m"},
+        }
     return axes
 
 
@@ -113,16 +118,33 @@ def write_sweep_report(sweep_dir: Path, axes: dict, points: list) -> str:
         before = json.loads((rd / "eval_base" / "summary.json").read_text())
         rows.append((point, pl, before, after))
     modes = [m for m in ("greedy_cot", "sc", "direct") if m in rows[0][2]]
-    head = "| " + " | ".join(axes) + " | kept | pseudo-label acc. | " + " | ".join(f"{m} after (Δ)" for m in modes) + " |"
+    head = (
+        "| " + " | ".join(axes) + " | kept | pseudo-label acc. | " + " | ".join(f"{m} after (Δ)" for m in modes) + " |"
+    )
     lines = ["# lmsi sweep", "", head, "|" + "---|" * (len(axes) + 2 + len(modes))]
     for point, pl, before, after in rows:
         acc = "–" if pl["pseudo_label_accuracy"] is None else f"{100 * pl['pseudo_label_accuracy']:.1f}%"
-        cells = [f"{100 * after[m]['accuracy']:.1f} ({100 * (after[m]['accuracy'] - before[m]['accuracy']):+.1f})"
-                 if after else "no data" for m in modes]
-        lines.append("| " + " | ".join(point[k] for k in axes) + f" | {pl['kept']}/{pl['questions']} | {acc} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{100 * after[m]['accuracy']:.1f} ({100 * (after[m]['accuracy'] - before[m]['accuracy']):+.1f})"
+            if after
+            else "no data"
+            for m in modes
+        ]
+        lines.append(
+            "| "
+            + " | ".join(point[k] for k in axes)
+            + f" | {pl['kept']}/{pl['questions']} | {acc} | "
+            + " | ".join(cells)
+            + " |"
+        )
     b = rows[0][2]
-    lines += ["", "Before training: " + ", ".join(f"{m} {100 * b[m]['accuracy']:.1f}" for m in modes) + ".", "",
-              "![sweep](sweep.png)", ""]
+    lines += [
+        "",
+        "Before training: " + ", ".join(f"{m} {100 * b[m]['accuracy']:.1f}" for m in modes) + ".",
+        "",
+        "![sweep](sweep.png)",
+        "",
+    ]
     _plot(sweep_dir, axes, rows, modes)
     text = "\n".join(lines)
     atomic_write_text(sweep_dir / "sweep.md", text)

@@ -89,8 +89,13 @@ def _weighted_trainer_class():
 def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
 
-    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
-                      target_modules="all-linear")
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        task_type="CAUSAL_LM",
+        target_modules="all-linear",
+    )
 
 
 def common_args(model, round_dir: Path, cfg: TrainConfig, seed: int) -> dict:
@@ -98,11 +103,19 @@ def common_args(model, round_dir: Path, cfg: TrainConfig, seed: int) -> dict:
     import torch
 
     return dict(
-        output_dir=str(round_dir / "checkpoints"), num_train_epochs=cfg.epochs, learning_rate=cfg.lr,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=1, logging_steps=1,
-        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to], seed=seed,
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=False,
+        output_dir=str(round_dir / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=1,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to],
+        seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=False,
         bf16=model.dtype == torch.bfloat16 and torch.cuda.is_available(),
         gradient_checkpointing=False,  # TRL's configs turn it on; off as in SFT, so methods compare at equal compute
     )
@@ -190,18 +203,25 @@ def _train_sft(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path
 
     rows = read_jsonl(round_dir / "train.jsonl")
     if not rows:
-        raise RuntimeError(f"{round_dir / 'train.jsonl'} is empty: no question reached the confidence threshold; "
-                           "lower build.threshold or sample more questions")
+        raise RuntimeError(
+            f"{round_dir / 'train.jsonl'} is empty: no question reached the confidence threshold; "
+            "lower build.threshold or sample more questions"
+        )
     model.train()
     if cfg.adapter == "lora":
         from peft import get_peft_model
 
         model = get_peft_model(model, lora_config(cfg))
-    args = TrainingArguments(**batch_shape(cfg.batch_size), remove_unused_columns=False,
-                             **common_args(model, round_dir, cfg, seed))
+    args = TrainingArguments(
+        **batch_shape(cfg.batch_size), remove_unused_columns=False, **common_args(model, round_dir, cfg, seed)
+    )
     weighted = cfg.weighting == "confidence"
     trainer_cls = _weighted_trainer_class() if weighted else Trainer
-    trainer = trainer_cls(model=model, args=args, train_dataset=tokenize_rows(tok, rows, cfg.max_length, weighted),
-                          data_collator=_collate(tok.pad_token_id))
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=tokenize_rows(tok, rows, cfg.max_length, weighted),
+        data_collator=_collate(tok.pad_token_id),
+    )
     trainer.train(resume_from_checkpoint=resume_from(round_dir))
     return save_outputs(model, tok, round_dir, cfg, trainer.state.log_history)

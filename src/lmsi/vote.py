@@ -45,13 +45,19 @@ def vote_rows(samples: list[dict], logprobs: dict | None = None) -> list[dict]:
     out = []
     for s in samples:
         answer, conf, votes = weighted_majority(s["answers"], logprobs[s["id"]]) if logprobs else majority(s["answers"])
-        out.append({
-            "id": s["id"], "question": s["question"], "answer": answer, "confidence": round(conf, 4),
-            "votes": votes, "paths": len(s["answers"]),
-            "abstained": sum(a is None for a in s["answers"]),
-            "distinct": len({a for a in s["answers"] if a is not None}),
-            "gold": s.get("gold"),  # diagnostics only; never read by build/train
-        })
+        out.append(
+            {
+                "id": s["id"],
+                "question": s["question"],
+                "answer": answer,
+                "confidence": round(conf, 4),
+                "votes": votes,
+                "paths": len(s["answers"]),
+                "abstained": sum(a is None for a in s["answers"]),
+                "distinct": len({a for a in s["answers"] if a is not None}),
+                "gold": s.get("gold"),  # diagnostics only; never read by build/train
+            }
+        )
     return out
 
 

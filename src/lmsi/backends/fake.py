@@ -24,8 +24,13 @@ class FakeSampler:
         for i, p in enumerate(prompts):
             time.sleep(self.delay)
             if p.endswith("Question:"):  # self-generated questions: write a new one
-                out.append([f" A shop has {rng.randint(2, 99)} boxes with {rng.randint(2, 99)} pens in each box. "
-                            "How many pens does the shop have?" for _ in range(params.n)])
+                out.append(
+                    [
+                        f" A shop has {rng.randint(2, 99)} boxes with {rng.randint(2, 99)} pens in each box. "
+                        "How many pens does the shop have?"
+                        for _ in range(params.n)
+                    ]
+                )
                 continue
             q = p.rsplit("Q:", 1)[-1]
             nums = [int(x) for x in re.findall(r"\d+", q)] or [0]

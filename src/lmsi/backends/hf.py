@@ -105,12 +105,18 @@ class HFSampler:
             pos[r, width - k :] = torch.arange(lcp, len(x))
         cache = DynamicCache(config=self.model.config)
         if lcp > 0:
-            cache.layers = [_BufferedLayer(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1), width + room)
-                            for k, v in self._prefix_kv(all_ids[0][:lcp])]
+            cache.layers = [
+                _BufferedLayer(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1), width + room)
+                for k, v in self._prefix_kv(all_ids[0][:lcp])
+            ]
         else:
-            cache.layers = [_BufferedLayer(None, None, width + room) for _ in range(self.model.config.num_hidden_layers)]
+            cache.layers = [
+                _BufferedLayer(None, None, width + room) for _ in range(self.model.config.num_hidden_layers)
+            ]
         ids, mask, pos = ids.to(self.dev), mask.to(self.dev), pos.to(self.dev)
-        res = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=keep)
+        res = self.model(
+            input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=keep
+        )
         logits = res.logits[:, -1].float() if keep == 1 else res.logits.float()
         return res.cache, logits, torch.tensor([len(x) for x in all_ids], device=self.dev), mask
 
@@ -150,8 +156,11 @@ class HFSampler:
             mask = torch.cat([mask, torch.ones(len(alive), 1, dtype=torch.long, device=self.dev)], 1)
             pos = (lengths + step).unsqueeze(1)
             res = self.model(
-                input_ids=nxt.unsqueeze(1), attention_mask=mask, position_ids=pos,
-                cache=cache, use_cache=True,
+                input_ids=nxt.unsqueeze(1),
+                attention_mask=mask,
+                position_ids=pos,
+                cache=cache,
+                use_cache=True,
             )
             cache, logits = res.cache, res.logits[:, -1].float()
         for r in range(rows):

@@ -18,7 +18,6 @@ import torch
 
 from .base import SamplingParams, cut_at_stop, pick_tokens
 
-
 _LOG_CALLBACK = None  # kept alive: llama.cpp holds a raw pointer to it
 
 
@@ -27,10 +26,12 @@ def _errors_only(L):
     lines (many at warning level) per context. LMSI_VERBOSE=1 keeps them all."""
     global _LOG_CALLBACK
     if _LOG_CALLBACK is None:
+
         @L.llama_log_callback
         def cb(level, text, _):
             if level == 3:
                 sys.stderr.write(text.decode("utf-8", "replace"))
+
         _LOG_CALLBACK = cb
     return _LOG_CALLBACK
 
@@ -112,8 +113,9 @@ class LlamaCppSampler:
     def _logits(self, n: int) -> torch.Tensor:
         """The last decode's n output rows (llama.cpp stores them in batch order)."""
         ptr = self.L.llama_get_logits(self.ctx)
-        flat = torch.frombuffer((ctypes.c_float * (n * self.n_vocab)).from_address(ctypes.addressof(ptr.contents)),
-                                dtype=torch.float32).view(n, self.n_vocab)
+        flat = torch.frombuffer(
+            (ctypes.c_float * (n * self.n_vocab)).from_address(ctypes.addressof(ptr.contents)), dtype=torch.float32
+        ).view(n, self.n_vocab)
         return flat.clone()
 
     # -- sampling --------------------------------------------------------------
@@ -193,4 +195,3 @@ class LlamaCppSampler:
             self.L.llama_model_free(self.model)
         except Exception:
             pass
-

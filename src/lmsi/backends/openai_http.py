@@ -39,8 +39,18 @@ class _Endpoint:
 class OpenAISampler:
     name = "openai"
 
-    def __init__(self, model=None, base_urls=(), served_model: str = "", api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, timeout: float = 120.0, retries: int = 5, extra_body: dict | None = None, **_):
+    def __init__(
+        self,
+        model=None,
+        base_urls=(),
+        served_model: str = "",
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 4,
+        timeout: float = 120.0,
+        retries: int = 5,
+        extra_body: dict | None = None,
+        **_,
+    ):
         if not base_urls:
             raise RuntimeError("the openai backend needs openai.base_urls (e.g. [http://127.0.0.1:8080/v1])")
         import requests
@@ -90,23 +100,33 @@ class OpenAISampler:
                     with self._lock:
                         ep.failures += 1
                         if ep.failures >= 2:  # rest a failing endpoint; the others take its work
-                            ep.rest_until = time.time() + min(30.0, 2.0 ** ep.failures)
+                            ep.rest_until = time.time() + min(30.0, 2.0**ep.failures)
             time.sleep(min(10.0, 0.2 * 2**attempt) * (0.5 + random.random()))
         raise RemoteError(f"request failed after {self.retries + 1} attempts; last error: {err}")
 
     def _paths(self, prompt: str, n: int, temperature: float, params: SamplingParams, seed: int) -> list[str]:
         out: list[str] = []
         while len(out) < n:  # servers without `n` support answer one path per request
-            body = {"model": self.model, "prompt": prompt, "n": n - len(out), "temperature": temperature,
-                    "top_p": params.top_p, "max_tokens": params.max_new_tokens, "stop": list(params.stop)[:4],
-                    "seed": seed + len(out), **self.extra}
+            body = {
+                "model": self.model,
+                "prompt": prompt,
+                "n": n - len(out),
+                "temperature": temperature,
+                "top_p": params.top_p,
+                "max_tokens": params.max_new_tokens,
+                "stop": list(params.stop)[:4],
+                "seed": seed + len(out),
+                **self.extra,
+            }
             out += self._post(body)[: n - len(out)]
         return [cut_at_stop(t, params.stop)[0] for t in out]
 
     def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[str]]:
         def one(i: int) -> list[str]:
             seed = params.seed + 1000 * i
-            greedy = self._paths(prompts[i], 1, 0.0, params, seed) if params.greedy_first or params.temperature <= 0 else []
+            greedy = (
+                self._paths(prompts[i], 1, 0.0, params, seed) if params.greedy_first or params.temperature <= 0 else []
+            )
             rest = params.n - len(greedy)
             return greedy + (self._paths(prompts[i], rest, params.temperature, params, seed + 1) if rest else [])
 

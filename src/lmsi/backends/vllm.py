@@ -13,17 +13,31 @@ from __future__ import annotations
 class VLLMSampler:
     name = "vllm"
 
-    def __init__(self, model: str, dtype: str = "auto", seed: int = 0, gpu_memory_utilization: float = 0.5,
-                 max_model_len: int | None = None, trust_remote_code: bool = False, **_):
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "auto",
+        seed: int = 0,
+        gpu_memory_utilization: float = 0.5,
+        max_model_len: int | None = None,
+        trust_remote_code: bool = False,
+        **_,
+    ):
         try:
             import vllm
         except ImportError:
             raise RuntimeError("the vllm backend needs vLLM on a CUDA machine: pip install vllm") from None
         self.vllm = vllm
         # bf16 unless told: "auto" in lmsi means "fastest on this CPU", which means nothing to vLLM
-        self.llm = vllm.LLM(model=str(model), dtype="bfloat16" if dtype == "auto" else dtype, seed=seed,
-                            enable_prefix_caching=True, gpu_memory_utilization=gpu_memory_utilization,
-                            max_model_len=max_model_len, trust_remote_code=trust_remote_code)
+        self.llm = vllm.LLM(
+            model=str(model),
+            dtype="bfloat16" if dtype == "auto" else dtype,
+            seed=seed,
+            enable_prefix_caching=True,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            trust_remote_code=trust_remote_code,
+        )
 
     def requests(self, prompts: list[str], params) -> tuple[list[int], list[str], list]:
         """Requests as (owning prompt index, prompt, vLLM params). A greedy path is its own n=1

@@ -12,10 +12,18 @@ from .math import GSM8K, AQuA, MultiArith
 from .reading import ANLI, DROP, StrategyQA
 
 TASKS = {
-    "arith": Arith, "gsm8k": GSM8K, "multiarith": MultiArith, "aqua": AQuA,
-    "arc_challenge": ARCChallenge, "openbookqa": OpenBookQA, "commonsenseqa": CommonsenseQA,
-    "strategyqa": StrategyQA, "anli_r1": functools.partial(ANLI, 1), "anli_r2": functools.partial(ANLI, 2),
-    "anli_r3": functools.partial(ANLI, 3), "drop": DROP,
+    "arith": Arith,
+    "gsm8k": GSM8K,
+    "multiarith": MultiArith,
+    "aqua": AQuA,
+    "arc_challenge": ARCChallenge,
+    "openbookqa": OpenBookQA,
+    "commonsenseqa": CommonsenseQA,
+    "strategyqa": StrategyQA,
+    "anli_r1": functools.partial(ANLI, 1),
+    "anli_r2": functools.partial(ANLI, 2),
+    "anli_r3": functools.partial(ANLI, 3),
+    "drop": DROP,
 }
 
 

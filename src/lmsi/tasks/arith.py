@@ -12,8 +12,34 @@ import random
 from .base import Example, Task
 from .exemplars import MATH_EXEMPLARS
 
-NAMES = ["Ada", "Ben", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Luis", "Maya", "Noor", "Owen", "Priya"]
-ITEMS = [("apples", "bag"), ("cards", "pack"), ("pencils", "box"), ("eggs", "carton"), ("stickers", "sheet"), ("cookies", "tray"), ("bottles", "case"), ("beads", "jar")]
+NAMES = [
+    "Ada",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Luis",
+    "Maya",
+    "Noor",
+    "Owen",
+    "Priya",
+]
+ITEMS = [
+    ("apples", "bag"),
+    ("cards", "pack"),
+    ("pencils", "box"),
+    ("eggs", "carton"),
+    ("stickers", "sheet"),
+    ("cookies", "tray"),
+    ("bottles", "case"),
+    ("beads", "jar"),
+]
 SPLIT_SEEDS = {"train": 1_000, "test": 2_000, "dev": 3_000}
 SPLIT_SIZES = {"train": 2_000, "test": 500, "dev": 500}
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .extract import extract_choice, extract_label, extract_number, extract_text, normalize_text, numbers_equal, token_f1
+from .extract import (
+    extract_choice,
+    extract_label,
+    extract_number,
+    extract_text,
+    normalize_text,
+    numbers_equal,
+    token_f1,
+)
 
 ZERO_SHOT_COT_CUE = "Let's think step by step."
 FORMATS = ("fewshot_cot", "fewshot_direct", "zeroshot_cot", "zeroshot_direct")

@@ -18,8 +18,12 @@ def _from_arc_record(r: dict) -> Example:
     """The original ARC/CSQA record layout: question.stem, question.choices[{label,text}], answerKey."""
     labels = [c["label"] for c in r["question"]["choices"]]
     key = r.get("answerKey")
-    return _choice_example(r["id"], r["question"]["stem"], [c["text"] for c in r["question"]["choices"]],
-                           labels.index(key) if key in labels else None)
+    return _choice_example(
+        r["id"],
+        r["question"]["stem"],
+        [c["text"] for c in r["question"]["choices"]],
+        labels.index(key) if key in labels else None,
+    )
 
 
 class ARCChallenge(Task):
@@ -28,9 +32,11 @@ class ARCChallenge(Task):
 
     name, version, exemplars, answer_type = "arc_challenge", 1, SCIENCE_EXEMPLARS, "choice"
     split_names = ("train", "dev", "test")
-    files = {"test": "arc_challenge/ARC-Challenge-Test.reconstructed.jsonl",
-             "dev": "arc_challenge/zhouqb_4choice/ARC-Challenge-Dev.jsonl",
-             "train": "arc_challenge/llm_adapters/train.json"}
+    files = {
+        "test": "arc_challenge/ARC-Challenge-Test.reconstructed.jsonl",
+        "dev": "arc_challenge/zhouqb_4choice/ARC-Challenge-Dev.jsonl",
+        "train": "arc_challenge/llm_adapters/train.json",
+    }
 
     def load(self, split, limit=None):
         self.check_split(split)
@@ -57,7 +63,9 @@ class OpenBookQA(Task):
             parts = re.split(r"\(([A-Z])\)\s*", r["Choices"])[1:]
             labels, options = parts[0::2], [o.strip() for o in parts[1::2]]
             key = r["Answer Key"].strip()
-            out.append(_choice_example(r["ID"], r["Question Stem"], options, labels.index(key) if key in labels else None))
+            out.append(
+                _choice_example(r["ID"], r["Question Stem"], options, labels.index(key) if key in labels else None)
+            )
         return take(out, limit)
 
 

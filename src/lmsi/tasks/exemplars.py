@@ -32,20 +32,23 @@ MATH_EXEMPLARS = (
 # AQuA-style: algebra word problems with five lettered options.
 AQUA_EXEMPLARS = (
     Exemplar(
-        with_choices("A shirt costs $25 after a 20% discount. What was the price before the discount?",
-                     ["$20", "$28", "$30", "$31.25", "$35"]),
+        with_choices(
+            "A shirt costs $25 after a 20% discount. What was the price before the discount?",
+            ["$20", "$28", "$30", "$31.25", "$35"],
+        ),
         "If the old price is p, then 0.8p = 25, so p = 25 / 0.8 = 31.25 dollars, which is option D.",
         "D",
     ),
     Exemplar(
-        with_choices("Two trains leave the same station in opposite directions at 40 km/h and 60 km/h. After how many hours are they 250 km apart?",
-                     ["2", "2.5", "3", "3.5", "4"]),
+        with_choices(
+            "Two trains leave the same station in opposite directions at 40 km/h and 60 km/h. After how many hours are they 250 km apart?",
+            ["2", "2.5", "3", "3.5", "4"],
+        ),
         "They move apart at 40 + 60 = 100 km/h. To be 250 km apart takes 250 / 100 = 2.5 hours, which is option B.",
         "B",
     ),
     Exemplar(
-        with_choices("If 3x - 7 = 2x + 5, what is x?",
-                     ["-12", "2", "8", "12", "15"]),
+        with_choices("If 3x - 7 = 2x + 5, what is x?", ["-12", "2", "8", "12", "15"]),
         "Subtracting 2x from both sides gives x - 7 = 5, so x = 12, which is option D.",
         "D",
     ),
@@ -54,21 +57,28 @@ AQUA_EXEMPLARS = (
 # Grade-school science (ARC-Challenge, OpenBookQA): four options.
 SCIENCE_EXEMPLARS = (
     Exemplar(
-        with_choices("A student leaves a metal spoon and a wooden spoon in a pot of hot soup. Why does the metal spoon feel hotter?",
-                     ["Metal conducts heat better than wood.", "Wood absorbs more light than metal.",
-                      "Metal is lighter than wood.", "Wood is a better conductor of heat."]),
+        with_choices(
+            "A student leaves a metal spoon and a wooden spoon in a pot of hot soup. Why does the metal spoon feel hotter?",
+            [
+                "Metal conducts heat better than wood.",
+                "Wood absorbs more light than metal.",
+                "Metal is lighter than wood.",
+                "Wood is a better conductor of heat.",
+            ],
+        ),
         "Heat moves from the soup up through the spoon. Metals are good conductors of heat and wood is an insulator, so the metal handle warms up more.",
         "A",
     ),
     Exemplar(
-        with_choices("Which of these is a renewable source of energy?",
-                     ["coal", "natural gas", "wind", "oil"]),
+        with_choices("Which of these is a renewable source of energy?", ["coal", "natural gas", "wind", "oil"]),
         "Coal, natural gas and oil are fossil fuels that take millions of years to form. Wind keeps being produced by the weather, so it is renewable.",
         "C",
     ),
     Exemplar(
-        with_choices("A plant kept in a dark closet for two weeks turns pale. What does the plant lack?",
-                     ["water for its roots", "light for photosynthesis", "soil nutrients", "carbon dioxide from animals"]),
+        with_choices(
+            "A plant kept in a dark closet for two weeks turns pale. What does the plant lack?",
+            ["water for its roots", "light for photosynthesis", "soil nutrients", "carbon dioxide from animals"],
+        ),
         "Plants make food and their green pigment using light. In a dark closet there is no light, so photosynthesis stops and the plant turns pale.",
         "B",
     ),
@@ -77,20 +87,26 @@ SCIENCE_EXEMPLARS = (
 # Everyday commonsense (CommonsenseQA): five options.
 COMMONSENSE_EXEMPLARS = (
     Exemplar(
-        with_choices("Where would you keep milk so that it stays cold?",
-                     ["cupboard", "refrigerator", "oven", "mailbox", "garden"]),
+        with_choices(
+            "Where would you keep milk so that it stays cold?",
+            ["cupboard", "refrigerator", "oven", "mailbox", "garden"],
+        ),
         "Milk spoils when warm. A refrigerator is the appliance that keeps food cold.",
         "B",
     ),
     Exemplar(
-        with_choices("What do people usually do when they feel tired at night?",
-                     ["run a race", "go to sleep", "cook dinner", "paint a house", "start work"]),
+        with_choices(
+            "What do people usually do when they feel tired at night?",
+            ["run a race", "go to sleep", "cook dinner", "paint a house", "start work"],
+        ),
         "Feeling tired at night is a sign the body needs rest, and rest at night means sleep.",
         "B",
     ),
     Exemplar(
-        with_choices("If you want to cross a wide river without getting wet, what could you use?",
-                     ["umbrella", "ladder", "bridge", "towel", "map"]),
+        with_choices(
+            "If you want to cross a wide river without getting wet, what could you use?",
+            ["umbrella", "ladder", "bridge", "towel", "map"],
+        ),
         "Crossing water while staying dry needs something that spans the river. A bridge does that.",
         "C",
     ),

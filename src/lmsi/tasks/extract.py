@@ -69,7 +69,7 @@ def answer_clause(completion: str) -> str | None:
     found = None
     for line in completion.split("\n"):
         for m in _CLAUSE.finditer(line):
-            found = line[m.end():]
+            found = line[m.end() :]
     if found is None:
         return None
     found = found.strip().strip("\"'*`").strip()

@@ -21,7 +21,12 @@ from .extract import normalize_number
 from .reading import DROP_EXEMPLARS, YES_NO
 
 MAX_QUESTION_CHARS = 50_000  # far past any benchmark question (DROP passages ~3k) and most context windows
-_EXEMPLARS = {"number": MATH_EXEMPLARS, "choice": COMMONSENSE_EXEMPLARS, "yesno": STRATEGY_EXEMPLARS, "text": DROP_EXEMPLARS}
+_EXEMPLARS = {
+    "number": MATH_EXEMPLARS,
+    "choice": COMMONSENSE_EXEMPLARS,
+    "yesno": STRATEGY_EXEMPLARS,
+    "text": DROP_EXEMPLARS,
+}
 
 
 def _options(raw, where: str) -> tuple[str, ...]:
@@ -35,7 +40,11 @@ def _options(raw, where: str) -> tuple[str, ...]:
     else:
         opts = []
     if len(opts) < 2 or not all(isinstance(o, str) for o in opts):
-        raise InputError(f"{where}: choices must be 2+ options (list of strings, [{{label, text}}] or '(A) x (B) y'), got {raw!r}"[:300])
+        raise InputError(
+            f"{where}: choices must be 2+ options (list of strings, [{{label, text}}] or '(A) x (B) y'), got {raw!r}"[
+                :300
+            ]
+        )
     return tuple(opts)
 
 
@@ -56,8 +65,14 @@ def _choice_gold(raw, options: tuple[str, ...], where: str) -> str:
 class FileTask(Task):
     version = 1
 
-    def __init__(self, spec: str, question_field: str = "question", answer_field: str = "answer",
-                 choices_field: str = "choices", answer_type: str = "number"):
+    def __init__(
+        self,
+        spec: str,
+        question_field: str = "question",
+        answer_field: str = "answer",
+        choices_field: str = "choices",
+        answer_type: str = "number",
+    ):
         if answer_type not in ANSWER_TYPES:
             raise ValueError(f"answer_type {answer_type!r}; choose one of {ANSWER_TYPES}")
         self.spec, self.qf, self.af, self.cf, self.kind = spec, question_field, answer_field, choices_field, answer_type
@@ -110,8 +125,10 @@ class FileTask(Task):
             if not q.strip():
                 raise InputError(f"{at}: empty question in field {self.qf!r}")
             if len(q) > MAX_QUESTION_CHARS:
-                raise InputError(f"{at}: question is {len(q):,} characters; the limit is {MAX_QUESTION_CHARS:,} "
-                                 "(a whole document in one field?)")
+                raise InputError(
+                    f"{at}: question is {len(q):,} characters; the limit is {MAX_QUESTION_CHARS:,} "
+                    "(a whole document in one field?)"
+                )
             rid = str(r.get("id", f"{Path(where).stem}-{line}"))
             if rid in seen:
                 raise InputError(f"{at}: duplicate id {rid!r}")

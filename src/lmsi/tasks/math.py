@@ -17,8 +17,13 @@ class GSM8K(Task):
 
     def load(self, split, limit=None):
         self.check_split(split)
-        return take([Example(f"gsm8k-{split}-{i}", r["question"].strip(), normalize_number(r["answer"].split("####")[-1]))
-                     for i, (_, r) in enumerate(read_records(data_file(self.files[split])))], limit)
+        return take(
+            [
+                Example(f"gsm8k-{split}-{i}", r["question"].strip(), normalize_number(r["answer"].split("####")[-1]))
+                for i, (_, r) in enumerate(read_records(data_file(self.files[split])))
+            ],
+            limit,
+        )
 
 
 class MultiArith(Task):
@@ -30,10 +35,14 @@ class MultiArith(Task):
     def load(self, split, limit=None):
         self.check_split(split)
         rows = json.loads(data_file("multiarith/MultiArith.json").read_text())
-        return take([
-            Example(f"multiarith-{r['iIndex']}", r["sQuestion"].strip(), normalize_number(str(r["lSolutions"][0])))
-            for i, r in enumerate(rows) if split == "all" or (i % 2 == 0) == (split == "train")
-        ], limit)
+        return take(
+            [
+                Example(f"multiarith-{r['iIndex']}", r["sQuestion"].strip(), normalize_number(str(r["lSolutions"][0])))
+                for i, r in enumerate(rows)
+                if split == "all" or (i % 2 == 0) == (split == "train")
+            ],
+            limit,
+        )
 
 
 class AQuA(Task):
@@ -48,5 +57,7 @@ class AQuA(Task):
         out = []
         for i, (_, r) in enumerate(read_records(data_file(f"aqua/{split}.json"))):
             options = tuple(re.sub(r"^\s*[A-E]\s*\)\s*", "", o) for o in r["options"])
-            out.append(Example(f"aqua-{split}-{i}", with_choices(r["question"], options), r["correct"].strip(), options))
+            out.append(
+                Example(f"aqua-{split}-{i}", with_choices(r["question"], options), r["correct"].strip(), options)
+            )
         return take(out, limit)

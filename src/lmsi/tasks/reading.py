@@ -20,8 +20,13 @@ class StrategyQA(Task):
 
     def load(self, split, limit=None):
         self.check_split(split)
-        return take([Example(r["qid"], r["question"].strip(), "yes" if r["answer"] else "no")
-                     for _, r in read_records(data_file(f"strategyqa/{split}.json"))], limit)
+        return take(
+            [
+                Example(r["qid"], r["question"].strip(), "yes" if r["answer"] else "no")
+                for _, r in read_records(data_file(f"strategyqa/{split}.json"))
+            ],
+            limit,
+        )
 
 
 NLI_LABELS = {"e": "yes", "c": "no", "n": "it is not possible to tell"}
@@ -31,8 +36,14 @@ class ANLI(Task):
     """One ANLI round; no train split exists here, so dev is the unlabeled pool and test is eval."""
 
     version, exemplars, answer_type = 1, NLI_EXEMPLARS, "label"
-    labels = {**YES_NO, "it is not possible to tell": NLI_LABELS["n"], "not possible to tell": NLI_LABELS["n"],
-              "impossible to tell": NLI_LABELS["n"], "cannot tell": NLI_LABELS["n"], "maybe": NLI_LABELS["n"]}
+    labels = {
+        **YES_NO,
+        "it is not possible to tell": NLI_LABELS["n"],
+        "not possible to tell": NLI_LABELS["n"],
+        "impossible to tell": NLI_LABELS["n"],
+        "cannot tell": NLI_LABELS["n"],
+        "maybe": NLI_LABELS["n"],
+    }
     split_names = ("dev", "test")
     unlabeled_split, eval_split = "dev", "test"
 
@@ -42,11 +53,18 @@ class ANLI(Task):
 
     def load(self, split, limit=None):
         self.check_split(split)
-        return take([
-            Example(r["uid"], f"Premise: {r['context'].strip()}\nHypothesis: {r['hypothesis'].strip()}\n"
+        return take(
+            [
+                Example(
+                    r["uid"],
+                    f"Premise: {r['context'].strip()}\nHypothesis: {r['hypothesis'].strip()}\n"
                     "Does the premise imply the hypothesis? Answer yes, no, or it is not possible to tell.",
-                    NLI_LABELS[r["label"]])
-            for _, r in read_records(data_file(f"anli/R{self.round}/{split}.jsonl"))], limit)
+                    NLI_LABELS[r["label"]],
+                )
+                for _, r in read_records(data_file(f"anli/R{self.round}/{split}.jsonl"))
+            ],
+            limit,
+        )
 
 
 class DROP(Task):
