@@ -57,7 +57,8 @@ class FakeCompletions(_Base):
 
 class FaultProxy(_Base):
     """Forwards to `upstream`, but answers the k-th request with `faults[k]` when set:
-    429, 500, 'reset' (close without a reply), 'garbage' (malformed JSON), 'slow' (sleep past the timeout)."""
+    429, 500, 'reset' (close without a reply), 'garbage' (malformed JSON), 'empty' (a well-formed
+    reply with an empty `choices` list), 'slow' (sleep past the timeout)."""
 
     upstream = ""
     faults: dict = {}
@@ -77,6 +78,8 @@ class FaultProxy(_Base):
             return
         if fault == "garbage":
             return self._send(200, b'{"choices": [{"text": "trunc')
+        if fault == "empty":
+            return self._send(200, b'{"id": "cmpl-0", "object": "text_completion", "choices": []}')
         if fault == "slow":
             time.sleep(3)
         req = urllib.request.Request(

@@ -3,6 +3,7 @@ around a dead one, keeps the API key out of every file, and (when llama-cpp-pyth
 installed) samples from a real llama.cpp server."""
 
 import importlib.util
+import threading
 
 import pytest
 from servers import FakeCompletions, FaultProxy, start, start_llama_server
@@ -35,6 +36,53 @@ def test_gives_up_with_a_clear_error():
     _, proxy = start(FaultProxy, upstream="http://127.0.0.1:9", faults={i: 500 for i in range(50)}, count=[0])
     with pytest.raises(RuntimeError, match="after 3 attempts; last error: .*HTTP 500"):
         _sampler([proxy], retries=2).generate(PROMPTS[:1], PARAMS)
+
+
+class _Always(dict):
+    """A fault table that answers every request with the same fault."""
+
+    def __init__(self, fault):
+        super().__init__()
+        self.fault = fault
+
+    def get(self, k, default=None):
+        return self.fault
+
+
+def test_empty_choices_are_a_bad_reply_with_bounded_retries():
+    """A server answering `{"choices": []}` to everything once made the sampler re-request
+    forever (no path arrived, so the loop asking for the missing ones never ended)."""
+    count = [0]
+    server, proxy = start(FaultProxy, upstream="http://127.0.0.1:9", faults=_Always("empty"), count=count)
+    caught: list[BaseException] = []
+
+    def call():
+        try:
+            _sampler([proxy], retries=2).generate(PROMPTS[:1], SamplingParams(n=2, temperature=0.7, max_new_tokens=8))
+        except BaseException as e:
+            caught.append(e)
+
+    t = threading.Thread(target=call, daemon=True)
+    t.start()
+    t.join(30)
+    hung, requests_made = t.is_alive(), count[0]
+    server.shutdown()  # ends a hung loop too (its next request is refused)
+    server.server_close()
+    assert not hung, f"still re-requesting after 30 s ({requests_made} requests to a server that only says [])"
+    assert len(caught) == 1 and isinstance(caught[0], RuntimeError), caught
+    assert "after 3 attempts; last error: " in str(caught[0]) and "empty choices" in str(caught[0])
+    assert count[0] == 3  # each empty reply counted as one failed attempt, like a 500
+
+
+def test_an_empty_choices_reply_is_retried_like_any_fault():
+    _, upstream = start(FakeCompletions)
+    clean = _sampler([upstream]).generate(PROMPTS, PARAMS)
+    count = [0]
+    _, proxy = start(FaultProxy, upstream=upstream, faults={0: "empty", 4: "empty"}, count=count)
+    s = _sampler([proxy])
+    assert s.generate(PROMPTS, PARAMS) == clean
+    assert count[0] == len(PROMPTS) + 2
+    assert s.endpoints[0].served == len(PROMPTS)  # an empty reply is not counted as served
 
 
 def test_two_endpoints_share_work_and_a_dead_one_is_routed_around():
