@@ -2,10 +2,10 @@
 
 Requests go to `/v1/completions` with `n` paths each (servers that return fewer get follow-up
 requests), spread over one or more endpoints with a bounded number in flight per endpoint.
-Timeouts, connection resets, HTTP 429/5xx and malformed JSON are retried with exponential
-backoff and jitter; an endpoint that keeps failing is rested and the others take its work.
-The API key is read from the environment variable named in the config, at request time, and
-is never written anywhere.
+Timeouts, connection resets, HTTP 429/5xx, malformed JSON and replies with no choices are
+retried with exponential backoff and jitter, a bounded number of times; an endpoint that keeps
+failing is rested and the others take its work. The API key is read from the environment
+variable named in the config, at request time, and is never written anywhere.
 """
 
 from __future__ import annotations
@@ -88,6 +88,8 @@ class OpenAISampler:
                     if r.status_code >= 400:  # a bad request will not get better by retrying
                         raise ValueError(f"{ep.url}: HTTP {r.status_code}: {r.text[:300]}")
                     texts = [c["text"] for c in sorted(r.json()["choices"], key=lambda c: c.get("index", 0))]
+                    if not texts:  # no path in it: re-requesting at once would loop forever
+                        raise RemoteError("empty choices in the reply")
                     if not all(isinstance(t, str) for t in texts):
                         raise RemoteError("choices without text")
                     with self._lock:
