@@ -6,8 +6,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lmsi.cli import app
-from lmsi.contamination import find_overlap
 from lmsi.tasks import Example, get_task
+from lmsi.tasks.overlap import find_overlap
 
 runner = CliRunner()
 
@@ -132,6 +132,7 @@ def test_guard_refuses_same_split_and_near_duplicates(tmp_path):
 def test_guard_drop_removes_overlap_and_report_states_it(tmp_path):
     from lmsi.config import load_config
     from lmsi.pipeline import Pipeline
+    from lmsi.report import build_report
 
     pool = _file(tmp_path, "pool.jsonl", QS[:4])
     evals = _file(tmp_path, "eval.jsonl", [QS[1].replace("Ben", "Bob"), "A different question about 7 ducks?"])
@@ -148,7 +149,7 @@ def test_guard_drop_removes_overlap_and_report_states_it(tmp_path):
     assert [q.id for q in p.questions(1)] == ["pool-1", "pool-3", "pool-4"]
     guard = json.loads((tmp_path / "r/contamination.json").read_text())
     assert guard["overlapping"] == 1 and guard["dropped"] == 1 and guard["pairs"][0]["pool_id"] == "pool-2"
-    p.stage("report")
+    build_report(p.run_dir)
     assert "1 of 2 eval questions overlap the 4 unlabeled questions" in (tmp_path / "r/report.md").read_text()
 
 
@@ -221,6 +222,7 @@ def test_signal_weighted_scores_each_path_once_and_resumes(tmp_path):
 
 def test_weighted_vote_stage_takes_the_signals_scores_or_scores_each_path_once(tmp_path, monkeypatch):
     from lmsi.backends.fake import FakeSampler
+    from lmsi.borrow import reuse_samples
     from lmsi.cli import _pipeline
     from lmsi.pipeline import Pipeline
     from lmsi.vote import weighted_majority
@@ -242,7 +244,7 @@ def test_weighted_vote_stage_takes_the_signals_scores_or_scores_each_path_once(t
             for v in votes
         )
 
-    _pipeline(None, tmp_path / "a", cfg).reuse_samples(sig)
+    reuse_samples(_pipeline(None, tmp_path / "a", cfg), sig)
     with monkeypatch.context() as m:  # the signal scored these paths: no model is loaded to vote
         m.setattr(Pipeline, "sampler", lambda *a, **k: pytest.fail("scored again"))
         assert runner.invoke(app, ["vote", "-r", str(tmp_path / "a")]).exit_code == 0
@@ -258,6 +260,7 @@ def test_weighted_vote_stage_takes_the_signals_scores_or_scores_each_path_once(t
 def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
     """--samples-from a signal dir: round 1 takes its sampled paths (same questions, prompt, m, T);
     a run whose questions or sampling differ is refused before anything is written."""
+    from lmsi.borrow import reuse_samples
     from lmsi.cli import _pipeline
     from lmsi.config import ConfigError
     from lmsi.io import InputError
@@ -271,7 +274,7 @@ def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
     )
     same = ["backend=fake", "data.task=arith", "data.limit=5", "sample.m=4", "eval.limit=2"]
     p = _pipeline(None, tmp_path / "run", same)
-    assert p.reuse_samples(sig) == ["round_01/sample"]
+    assert reuse_samples(p, sig) == ["round_01/sample"]
     rows, measured = (
         _jsonl(tmp_path / "run/round_01/samples.jsonl"),
         {r["id"]: r for r in _jsonl(sig / "eval/sc.jsonl")},
@@ -287,5 +290,5 @@ def test_run_trains_on_the_paths_lmsi_signal_measured(tmp_path):
     ):
         p = _pipeline(None, tmp_path / bad[0], [*same, *bad])
         with pytest.raises((ConfigError, InputError), match=why):
-            p.reuse_samples(sig)
+            reuse_samples(p, sig)
         assert not (tmp_path / bad[0] / "round_01").exists()

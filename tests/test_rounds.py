@@ -50,7 +50,7 @@ def test_three_rounds_on_fresh_questions(tiny_model_dir, tmp_path):
     stored = "".join(p.read_text() for p in arc.rglob("*") if p.suffix in (".json", ".jsonl", ".txt", ".yaml"))
     assert questions and not any(q in stored for q in questions) and '"gold"' not in stored
     assert not list(arc.rglob("*.safetensors")) and not (arc / "round_01/model").exists()
-    assert (arc / "config.json").read_text() == (rd / "config.json").read_text()  # configs are ours, kept whole
+    assert (arc / "config.yaml").read_text() == (rd / "config.yaml").read_text()  # configs are ours, kept whole
     (arc / "report.md").unlink()
     assert runner.invoke(app, ["report", "-r", str(arc)]).exit_code == 0
     assert (arc / "report.md").read_text() == report

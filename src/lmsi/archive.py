@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from .io import InputError, atomic_write_text, read_jsonl, write_json
+from .rundir import CONFIG, RunDir, task_for
 
 TEXT_KEYS = {
     "prompt",
@@ -59,15 +60,13 @@ def _vote_row(row: dict, task) -> dict:
 
 def archive_run(src: Path, dst: Path) -> list[Path]:
     """Copy run `src` to `dst` without text or weights; returns the files written."""
-    from .report import task_from_config
-
     src, dst = Path(src), Path(dst)
     if not any((src / f).exists() for f in ("manifest.json", "signal.json", "eval/summary.json")):
         raise InputError(f"{src}: not an lmsi run, signal or eval directory (no manifest.json)")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise InputError(f"{dst}: the archive must lie outside the run directory")
-    cfg = json.loads((src / "config.json").read_text()) if (src / "config.json").exists() else {}
-    task = task_from_config(cfg)
+    run = RunDir(src)
+    task = run.task if run.has_config() else task_for({})
     written = []
     for f in sorted(p for p in src.rglob("*") if p.is_file()):
         rel = f.relative_to(src)
@@ -82,7 +81,7 @@ def archive_run(src: Path, dst: Path) -> list[Path]:
             write_json(out, strip_text(json.loads(f.read_text())))
         elif f.suffix == ".json":  # configs, manifests, summaries: numbers and names lmsi wrote
             write_json(out, json.loads(f.read_text()))
-        elif f.name.startswith("report") or f.name in ("commands.txt", "config.yaml", "signal.md"):
+        elif f.name.startswith("report") or f.name in ("commands.txt", CONFIG, "signal.md"):
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, out)  # written by lmsi from numbers and commands, not from dataset text
         else:

@@ -14,7 +14,9 @@ import platform
 import time
 from pathlib import Path
 
-from .backends import SamplingParams, cut_at_stop
+from .backends import SamplingParams, cut_at_stop, get_sampler
+from .models import gguf_file, load_model, pick_dtype
+from .tasks import get_task
 
 
 def matmul_gflops(dtype_name: str, n: int = 1024, reps: int = 3, device: str = "cpu") -> float:
@@ -71,10 +73,6 @@ def run_bench(
     batch_rows: int,
     log=print,
 ) -> tuple[str, list[dict]]:
-    from .backends import get_sampler
-    from .models import gguf_file, load_model, pick_dtype
-    from .tasks import get_task
-
     task = get_task(task_name)
     examples = task.load(task.unlabeled_split, questions)
     prompts = [task.prompt(e.question, "fewshot_cot", shots) for e in examples]

@@ -2,7 +2,7 @@
 
     lmsi compare runs/sft runs/sft_weighted runs/dpo runs/grpo --out compare.md
 
-Reads only files the stages wrote (config.json, manifest.json, eval_base/, the trained round's
+Reads only files the stages wrote (the saved config, manifest.json, eval_base/, the trained round's
 eval/, votes.jsonl, the build file and train_log.jsonl); like the report, it never runs a stage.
 """
 
@@ -11,17 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from .build import BUILD_FILES
-from .config import diff_configs, with_defaults
-from .io import InputError, read_json, read_jsonl
-from .report import MODE_NAMES, cell_paired, paired_gain, pseudo_label_stats, task_from_config
+from .config import diff_configs
+from .io import InputError, read_jsonl
+from .report import MODE_NAMES, cell_paired
+from .rundir import RunDir
+from .stats import paired_gain, pseudo_label_stats
 
 
-def trained_round(run_dir: Path, k: int = 0) -> Path:
-    """Round k's directory, or (k=0) the last round whose tuned model was evaluated (round_01 if none yet)."""
+def trained_round(run: RunDir, k: int = 0) -> int:
+    """k, or (k=0) the last round whose tuned model was evaluated (1 if none yet)."""
     if k:
-        return Path(run_dir) / f"round_{k:02d}"
-    done = [d for d in sorted(Path(run_dir).glob("round_[0-9][0-9]")) if (d / "eval" / "summary.json").exists()]
-    return done[-1] if done else Path(run_dir) / "round_01"
+        return k
+    done = run.evaluated_rounds()
+    return done[-1] if done else 1
 
 
 def _acc(s: dict | None) -> str:
@@ -42,43 +44,35 @@ def _method(cfg: dict) -> str:
 def run_summary(run_dir: Path, k: int = 0) -> dict:
     """The numbers one column of the comparison shows, read from one run directory at round k
     (0: its last evaluated round)."""
-    run_dir = Path(run_dir)
-    cfg = read_json(run_dir / "config.json")
-    if cfg is None:
-        raise InputError(f"{run_dir}: no config.json; is this an lmsi run directory?")
-    cfg = with_defaults(cfg)
-    rd = trained_round(run_dir, k)
-    if k and not (rd / "eval" / "summary.json").exists():
-        raise InputError(
-            f"{run_dir}: round {k} has no evaluation (rounds evaluated: "
-            f"{[d.name for d in sorted(run_dir.glob('round_[0-9][0-9]')) if (d / 'eval' / 'summary.json').exists()]})"
-        )
-    method = cfg.get("train", {}).get("method", "sft")
-    stages = (read_json(run_dir / "manifest.json") or {"stages": {}})["stages"]
-    before, after = read_json(run_dir / "eval_base" / "summary.json"), read_json(rd / "eval" / "summary.json")
-    votes = read_jsonl(rd / "votes.jsonl") if (rd / "votes.jsonl").exists() else []
+    run = RunDir(run_dir)
+    cfg = run.config
+    if k and k not in run.evaluated_rounds():
+        names = [run.round_dir(j).name for j in run.evaluated_rounds()]
+        raise InputError(f"{run.path}: round {k} has no evaluation (rounds evaluated: {names})")
+    k = trained_round(run, k)
+    rd, base = run.round_dir(k), run.path / "eval_base"
+    method = cfg["train"]["method"]
+    stages = run.stages
+    before, after = run.summary(base), run.summary(rd / "eval")
+    votes = run.rows(rd, "votes")
     build_file = rd / BUILD_FILES.get(method, "train.jsonl")
-    log = read_jsonl(rd / "train_log.jsonl") if (rd / "train_log.jsonl").exists() else []
+    log = run.rows(rd, "train_log")
     train_stage = stages.get(f"{rd.name}/train")
     return {
-        "name": run_dir.name,
-        "round": int(rd.name.split("_")[1]),
+        "name": run.path.name,
+        "round": k,
         "config": cfg,
         "method": _method(cfg),
         "modes": {m: ((before or {}).get(m), (after or {}).get(m)) for m in MODE_NAMES},
-        "paired": {
-            m: paired_gain(run_dir / "eval_base" / f"{m}.jsonl", rd / "eval" / f"{m}.jsonl") for m in MODE_NAMES
-        },
-        "transfer": paired_gain(run_dir / "eval_base" / "sc.jsonl", rd / "eval" / "greedy_cot.jsonl"),
+        "paired": {m: paired_gain(base / f"{m}.jsonl", rd / "eval" / f"{m}.jsonl") for m in MODE_NAMES},
+        "transfer": paired_gain(base / "sc.jsonl", rd / "eval" / "greedy_cot.jsonl"),
         "greedy_file": rd / "eval" / "greedy_cot.jsonl",
-        "pseudo": pseudo_label_stats(votes, cfg.get("build", {}).get("threshold", 0.0), task_from_config(cfg))
-        if votes
-        else None,
+        "pseudo": pseudo_label_stats(votes, cfg["build"]["threshold"], run.task) if votes else None,
         "train_items": len(read_jsonl(build_file)) if build_file.exists() else None,
         "item_kind": {"sft": "rows", "dpo": "pairs", "grpo": "prompts"}.get(method, "rows"),
         "steps": max((h.get("step", 0) for h in log), default=None),
         "train_seconds": train_stage["seconds"] if train_stage else None,
-        "total_seconds": sum(v["seconds"] for v in stages.values()) if stages else None,
+        "total_seconds": run.seconds() if stages else None,
     }
 
 

@@ -34,9 +34,7 @@ class DataConfig:
         "arith",
         "task name (lmsi tasks), file:PATH (jsonl/json/csv/tsv or a saved datasets folder) or hf:DATASET_ID[:CONFIG]",
     )
-    split: str = opt(
-        "auto", "split whose questions are used WITHOUT labels for self-training (auto: the task's unlabeled split)"
-    )
+    split: str = opt("auto", "split used WITHOUT labels for self-training (auto: the task's unlabeled split)")
     limit: int = opt(16, "number of unlabeled questions (0 = all)", ge=0)
     question_field: str = opt("question", "question field for file:/hf: tasks")
     answer_field: str = opt("answer", "gold field for file:/hf: tasks (diagnostics/eval only)")
@@ -57,9 +55,7 @@ class SampleConfig:
     max_new_tokens: int = opt(80, "cap on tokens per path", ge=1)
     shots: int = opt(3, "few-shot CoT exemplars in the sampling prompt", ge=0)
     batch_rows: int = opt(128, "sequences decoded together (prompts x paths); bigger = faster GEMMs, more memory", ge=1)
-    gpu_memory: float = opt(
-        0.5, "backend=vllm: share of GPU memory vLLM may take (training needs the rest)", gt=0.0, le=1.0
-    )
+    gpu_memory: float = opt(0.5, "backend=vllm: GPU memory share vLLM may take (training needs the rest)", gt=0, le=1)
 
 
 @dataclass
@@ -78,12 +74,8 @@ class BuildConfig:
     )
     max_rows: int = opt(16, "cap on training rows (0 = no cap)", ge=0)
     shots: int = opt(2, "exemplars in few-shot training rows (fewer = cheaper fine-tuning)", ge=0)
-    pairs_per_question: int = opt(
-        2, "train.method=dpo: preference pairs (majority path, minority path) per confident question", ge=1
-    )
-    reject_unextractable: bool = opt(
-        False, "train.method=dpo: paths that state no answer may also be the rejected side of a pair"
-    )
+    pairs_per_question: int = opt(2, "dpo: preference pairs (majority, minority path) per confident question", ge=1)
+    reject_unextractable: bool = opt(False, "dpo: paths that state no answer may also be the rejected side of a pair")
 
 
 @dataclass
@@ -100,9 +92,7 @@ class TrainConfig:
         "sft: weight each row's loss by its question's vote share (confidence) or not",
         choices=["none", "confidence"],
     )
-    adapter: str = opt(
-        "lora", "lora (PEFT adapters, merged after training) or full fine-tuning", choices=["lora", "full"]
-    )
+    adapter: str = opt("lora", "lora (PEFT adapters, merged after training) or full tuning", choices=["lora", "full"])
     lora_r: int = opt(8, "LoRA rank", ge=1)
     lora_alpha: int = opt(16, "LoRA alpha", ge=1)
     lora_dropout: float = opt(0.0, "LoRA dropout", ge=0.0, le=1.0)
@@ -116,14 +106,10 @@ class TrainConfig:
         "seed. Another value is a second training draw on the same (borrowed) samples",
         ge=-1,
     )
-    save_steps: int = opt(
-        10, "checkpoint every N optimizer steps (weights, optimizer, RNG) so a killed run resumes", ge=1
-    )
+    save_steps: int = opt(10, "checkpoint every N steps (weights, optimizer, RNG): a killed run resumes", ge=1)
     report_to: str = opt("none", "trainer metrics sink: none, tensorboard, mlflow, wandb")
     dpo_beta: float = opt(0.1, "dpo: how strongly the policy is held to the reference (base) model", gt=0.0)
-    grpo_generations: int = opt(
-        4, "grpo: completions sampled per prompt; the reward's majority is over this group", ge=2
-    )
+    grpo_generations: int = opt(4, "grpo: completions per prompt; the reward's majority is over this group", ge=2)
     grpo_max_tokens: int = opt(80, "grpo: cap on tokens per sampled completion", ge=1)
     grpo_temperature: float = opt(0.7, "grpo: sampling temperature of the completions", gt=0.0)
     grpo_kl: float = opt(0.0, "grpo: KL penalty toward the base model (0 = none, no reference model held)", ge=0.0)

@@ -1,48 +1,65 @@
-"""Contamination guard: unlabeled training questions must not overlap the evaluation set.
+"""The contamination guard's policy: unlabeled training questions must not overlap the eval set.
 
-Two checks. Same task and same split is refused outright. Otherwise every eval question's
-word 8-grams are looked up in the pool; if at least half of them occur in one pool question
-the pair is a near-duplicate, unless the two carry different numbers (a templated math
-problem with other numbers is a different problem, not a leak). N-grams shared by many pool questions (prompt templates such
-as ANLI's fixed instruction or 'Answer Choices:') are ignored so they do not count as overlap.
+Same task and split is an overlap outright; otherwise `tasks.overlap.find_overlap` looks for
+near-duplicate questions. `data.overlap` says what happens then: refuse the run (default), drop
+the overlapping questions from the unlabeled pool, or allow them. Either way contamination.json
+in the run directory records what was found, and the report lists it.
 """
 
 from __future__ import annotations
 
-import re
-from collections import Counter, defaultdict
+from pathlib import Path
 
-from .tasks.base import Example
-
-N, SHARE = 8, 0.5
-
-
-def ngrams(text: str, n: int = N) -> set[tuple[str, ...]]:
-    words = re.findall(r"\w+", text.lower())
-    if len(words) <= n:
-        return {tuple(words)} if words else set()
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+from .config import DataConfig
+from .io import InputError, write_json
+from .tasks import Example, Task
+from .tasks.overlap import find_overlap
 
 
-def numbers(text: str) -> list[str]:
-    return re.findall(r"\d+(?:\.\d+)?", text.replace(",", ""))
-
-
-def find_overlap(pool: list[Example], evals: list[Example], n: int = N, share: float = SHARE) -> list[dict]:
-    """[{eval_id, pool_id, share}] for each eval question that near-duplicates a pool question."""
-    index: dict[tuple, list[int]] = defaultdict(list)
-    for j, q in enumerate(pool):
-        for g in ngrams(q.question, n):
-            index[g].append(j)
-    common = max(2, len(pool) // 20)  # template n-grams: in more than 5% of the pool
-    found = []
-    for e in evals:
-        grams = [g for g in ngrams(e.question, n) if len(index.get(g, ())) <= common]
-        if not grams:
-            continue
-        hits = Counter(j for g in grams for j in index.get(g, ()))
-        for j, k in hits.most_common(3):
-            if k / len(grams) >= share and numbers(pool[j].question) == numbers(e.question):
-                found.append({"eval_id": e.id, "pool_id": pool[j].id, "share": round(k / len(grams), 3)})
-                break
-    return found
+def guard(
+    pool: list[Example],
+    evals: list[Example],
+    task: Task,
+    split: str,
+    eval_task: Task,
+    eval_split: str | None,
+    d: DataConfig,
+    run_dir: Path,
+    log=print,
+) -> list[Example]:
+    """The unlabeled pool after the policy; raises InputError when it refuses."""
+    same = bool(evals) and eval_task.name == task.name and eval_split == split
+    if same:
+        ids = {e.id for e in evals}
+        found = [{"eval_id": q.id, "pool_id": q.id, "share": 1.0} for q in pool if q.id in ids]
+    else:
+        found = find_overlap(pool, evals)
+    info = {
+        "pool": len(pool),
+        "eval": len(evals),
+        "same_split": same,
+        "policy": d.overlap,
+        "overlapping": len(found),
+        "pairs": found[:100],
+    }
+    if (found or same) and d.overlap == "refuse":
+        why = (
+            f"the unlabeled pool and the eval set are both split {split!r} of {d.task!r}"
+            if same
+            else f"{len(found)} of {len(evals)} eval questions near-duplicate unlabeled questions "
+            f"(e.g. {found[0]['eval_id']} ~ {found[0]['pool_id']}: {100 * found[0]['share']:.0f}% shared 8-grams)"
+        )
+        raise InputError(
+            f"contamination guard: {why}. Pick disjoint splits, or set data.overlap=drop to remove them "
+            "from the unlabeled pool, or data.overlap=allow to keep them (the report lists them)"
+        )
+    if d.overlap == "drop":
+        drop = {f["pool_id"] for f in found}
+        pool = [q for q in pool if q.id not in drop]
+        info["dropped"] = len(drop)
+        if not pool:
+            raise InputError("contamination guard: every unlabeled question overlaps the eval set")
+    write_json(Path(run_dir) / "contamination.json", info)
+    if found:
+        log(f"contamination guard: {len(found)} overlapping questions ({d.overlap})")
+    return pool

@@ -11,13 +11,13 @@ killed evaluation resumes where it stopped.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from .backends import Sampler, SamplingParams
 from .config import EVAL_MODES, EvalConfig
 from .io import append_jsonl, read_jsonl, write_json, write_jsonl
 from .progress import bar
+from .stats import bootstrap_ci
 from .tasks import Example, Task
 from .vote import majority
 
@@ -27,15 +27,6 @@ MODES = EVAL_MODES
 def prompt_format(mode: str) -> str:
     """The prompt format an eval mode (or generation group) uses."""
     return {"direct": "fewshot_direct", "zeroshot_cot": "zeroshot_cot"}.get(mode, "fewshot_cot")
-
-
-def bootstrap_ci(values: list[float], iters: int = 2000, seed: int = 0) -> tuple[float, float]:
-    if not values:
-        return 0.0, 0.0
-    rng = random.Random(seed)
-    n = len(values)
-    stats = sorted(sum(rng.choices(values, k=n)) / n for _ in range(iters))
-    return stats[int(0.025 * iters)], stats[int(0.975 * iters) - 1]
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -51,16 +42,6 @@ def summarize(rows: list[dict]) -> dict:
         f1 = [r["f1"] for r in rows]
         out.update(f1=sum(f1) / n, f1_ci95=list(bootstrap_ci(f1)))
     return out
-
-
-def probe_agreement(eval_dir: Path) -> float | None:
-    """Mean vote share of the self-consistency paths on the eval questions: a label-free signal
-    measured on the same questions for every model, so it tracks the model, not the questions."""
-    path = Path(eval_dir) / "sc.jsonl"
-    if not path.exists():
-        return None
-    rows = read_jsonl(path)
-    return sum(majority(r["answers"])[1] for r in rows) / max(1, len(rows))
 
 
 def score_rows(task: Task, examples: list[Example], raw: list[dict], mode: str) -> list[dict]:

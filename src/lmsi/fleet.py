@@ -9,32 +9,22 @@ by Ray; if the whole stage dies, the committed chunks stay and a rerun continues
 
 from __future__ import annotations
 
+import os
+
+from .backends import from_recipe
+
 
 class _Worker:
     def __init__(self, recipe: dict):
-        import os
-
         import torch
 
         torch.set_num_threads(max(1, int(os.environ.get("LMSI_WORKER_THREADS", "1"))))
-        from .backends import get_sampler
-
-        recipe = dict(recipe)
-        backend, spec = recipe.pop("backend"), recipe.pop("spec")
-        if backend == "hf":
-            from .models import load_model
-
-            model, tok = load_model(spec, recipe.pop("dtype", "auto"))
-            self.sampler = get_sampler("hf", model, tokenizer=tok, **recipe)
-        else:
-            self.sampler = get_sampler(backend, spec, **recipe)
+        self.sampler = from_recipe(recipe)
 
     def generate(self, prompts, params):
         return self.sampler.generate(prompts, params)
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .evaluate import probe_agreement
-from .io import atomic_write_text, read_json, read_jsonl
+from .io import atomic_write_text
+from .rundir import RunDir
+from .stats import agreement_stalled, label_correct, paired_gain, probe_agreement, pseudo_label_stats
 
 MODE_NAMES = {
     "greedy_cot": "greedy CoT",
@@ -18,36 +19,6 @@ MODE_NAMES = {
     "direct": "direct answer",
     "zeroshot_cot": "zero-shot CoT",
 }
-
-
-def task_from_config(cfg: dict):
-    from .tasks import task_from_data
-
-    d = cfg.get("data", {})
-    return task_from_data(d.get("task", "arith"), d)
-
-
-def _jsonl(path: Path) -> list[dict]:
-    return read_jsonl(path) if path.exists() else []
-
-
-def label_correct(v: dict, task) -> bool | None:
-    """Whether a vote's pseudo-label matches its gold answer (an archive stores only this verdict)."""
-    if "label_correct" in v:
-        return v["label_correct"]
-    return None if v.get("gold") is None else task.is_correct(v["answer"], v["gold"])
-
-
-def pseudo_label_stats(votes: list[dict], threshold: float, task) -> dict:
-    kept = [v for v in votes if v["answer"] is not None and v["confidence"] >= threshold]
-    verdicts = [c for c in (label_correct(v, task) for v in kept) if c is not None]
-    return {
-        "questions": len(votes),
-        "kept": len(kept),
-        "pseudo_label_accuracy": sum(verdicts) / len(verdicts) if verdicts else None,
-        "mean_confidence": sum(v["confidence"] for v in votes) / max(1, len(votes)),
-        "mean_distinct_answers": sum(v["distinct"] for v in votes) / max(1, len(votes)),
-    }
 
 
 def _fmt(s: dict | None, mode: str | None = None) -> str:
@@ -72,22 +43,22 @@ def format_table(before: dict | None, after: dict | None, label: str = "before")
 
 
 # ---------------------------------------------------------------------------
-def collect_rounds(run_dir: Path, task, threshold: float) -> list[dict]:
+def collect_rounds(run: RunDir, task, threshold: float) -> list[dict]:
     """One dict per round directory: its data stats, its model's eval and label-free agreement."""
-    manifest = read_json(run_dir / "manifest.json") or {"stages": {}}
     rounds = []
-    for rd in sorted(run_dir.glob("round_[0-9][0-9]")):
-        votes = _jsonl(rd / "votes.jsonl")
+    for k in run.rounds():
+        rd = run.round_dir(k)
+        votes = run.rows(rd, "votes")
         rounds.append(
             {
-                "k": int(rd.name[-2:]),
-                "eval": read_json(rd / "eval" / "summary.json"),
+                "k": k,
+                "eval": run.summary(rd / "eval"),
                 "probe": probe_agreement(rd / "eval"),
                 "data": pseudo_label_stats(votes, threshold, task) if votes else None,
-                "rows": len(_jsonl(rd / "train.jsonl")),
-                "log": _jsonl(rd / "train_log.jsonl"),
+                "rows": len(run.rows(rd, "train")),
+                "log": run.rows(rd, "train_log"),
                 "votes": votes,
-                "trained": f"{rd.name}/train" in manifest["stages"],
+                "trained": run.trained(k),
             }
         )
     return rounds
@@ -138,8 +109,6 @@ def per_round_tables(before: dict | None, base_probe: float | None, rounds: list
 def rule_verdict(base_probe: float | None, rounds: list[dict], min_gain: float) -> str | None:
     """Where the label-free stop rule (agreement on the eval questions) stops, next to what
     held-out accuracy says."""
-    from .vote import agreement_stalled
-
     probe = {0: base_probe, **{r["k"]: r["probe"] for r in rounds if r["trained"]}}
     probe = {k: v for k, v in probe.items() if v is not None}
     acc = {r["k"]: r["eval"]["greedy_cot"]["accuracy"] for r in rounds if r["eval"] and "greedy_cot" in r["eval"]}
@@ -155,7 +124,7 @@ def rule_verdict(base_probe: float | None, rounds: list[dict], min_gain: float) 
     )
 
 
-def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
+def _plots(run: RunDir, before, rounds: list[dict], task) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,7 +150,7 @@ def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
         )
     probe = [
         (k, 100 * p)
-        for k, p in [(0, probe_agreement(run_dir / "eval_base"))] + [(r["k"], r["probe"]) for r in rounds]
+        for k, p in [(0, probe_agreement(run.path / "eval_base"))] + [(r["k"], r["probe"]) for r in rounds]
         if p is not None
     ]
     if probe:
@@ -223,7 +192,7 @@ def _plots(run_dir: Path, before, rounds: list[dict], task) -> None:
         if a.get_legend_handles_labels()[0]:
             a.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(run_dir / "report.png", dpi=100)
+    fig.savefig(run.path / "report.png", dpi=100)
     plt.close(fig)
 
 
@@ -232,34 +201,6 @@ def _format_counts(rows: list[dict]) -> str:
     for r in rows:
         counts[r["format"]] = counts.get(r["format"], 0) + 1
     return ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-
-
-def _training_set_line(rd: Path, method: str, train_rows: list[dict]) -> str:
-    if method == "sft":
-        return f"- training rows: {len(train_rows)} ({_format_counts(train_rows)})"
-    from .build import BUILD_FILES
-
-    path = rd / BUILD_FILES[method]
-    n = len(read_jsonl(path)) if path.exists() else 0
-    what = {
-        "dpo": "preference pairs (majority vs minority path)",
-        "grpo": "prompts (reward: agree with the group majority)",
-    }
-    return f"- train.method={method}: {n} {what[method]}"
-
-
-def paired_gain(before: Path, after: Path) -> dict | None:
-    """Per-item change from the base model's verdicts to the tuned model's on the same questions:
-    mean difference with a 95% bootstrap CI, and how many items each side won."""
-    from .evaluate import bootstrap_ci
-
-    if not (before.exists() and after.exists()):
-        return None
-    a = {r["id"]: r["correct"] for r in read_jsonl(before)}
-    d = [int(r["correct"]) - int(a[r["id"]]) for r in read_jsonl(after) if r["id"] in a]
-    if not d:
-        return None
-    return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": d.count(1), "lost": d.count(-1), "n": len(d)}
 
 
 def cell_paired(p: dict | None) -> str:
@@ -301,25 +242,24 @@ def paired_section(base: Path, evals: list[tuple[int, Path]], modes: list[str]) 
 
 def build_report(run_dir: Path) -> str:
     """Write report.md (+ report.png) and return the before/after table."""
-    run_dir = Path(run_dir)
-    cfg = read_json(run_dir / "config.json") or {}
-    task = task_from_config(cfg)
-    threshold = cfg.get("build", {}).get("threshold", 0.0)
-    before = read_json(run_dir / "eval_base" / "summary.json")
-    student_before = read_json(run_dir / "eval_student" / "summary.json")
-    rounds = collect_rounds(run_dir, task, threshold)
+    run = RunDir(run_dir)
+    cfg, task = run.config, run.task
+    threshold = cfg["build"]["threshold"]
+    before = run.summary(run.path / "eval_base")
+    student_before = run.summary(run.path / "eval_student")
+    rounds = collect_rounds(run, task, threshold)
     done = [r for r in rounds if r["trained"] and r["eval"]]
     after = done[-1]["eval"] if done else None
     table = format_table(student_before or before, after, "student before" if student_before else "before")
-    d, s = cfg.get("data", {}), cfg.get("sample", {})
+    d, s = cfg["data"], cfg["sample"]
     lines = [
-        f"# lmsi report: {run_dir.name}",
+        f"# lmsi report: {run.path.name}",
         "",
-        f"Model `{cfg.get('model')}` on task `{d.get('task')}`; {d.get('limit')} unlabeled questions per round, "
-        f"m={s.get('m')}, T={s.get('temperature')}, threshold={threshold}.",
+        f"Model `{cfg['model']}` on task `{d['task']}`; {d['limit']} unlabeled questions per round, "
+        f"m={s['m']}, T={s['temperature']}, threshold={threshold}.",
         "",
     ]
-    if cfg.get("student"):
+    if cfg["student"]:
         lines += [
             f"Distillation: the teacher `{cfg['model']}` sampled and voted; the student `{cfg['student']}` "
             "was trained. Teacher before:",
@@ -330,17 +270,14 @@ def build_report(run_dir: Path) -> str:
     lines += [f"## Held-out accuracy (%, 95% bootstrap CI), after {len(done)} round(s)", "", table, ""]
     if before:
         n = next(iter(v for v in before.values() if isinstance(v, dict) and "n" in v))["n"]
-        split = (
-            task.resolve_split(cfg.get("eval", {}).get("split", "auto"), "eval")
-            if not cfg.get("eval", {}).get("task")
-            else cfg["eval"]["task"]
-        )
+        e = cfg["eval"]
+        split = e["task"] or task.resolve_split(e["split"], "eval")
         lines += [f"n = {n} held-out questions ({split} split).", ""]
-    base_dir = run_dir / ("eval_student" if student_before else "eval_base")
+    base_dir = run.base_eval
     if before and done:
-        evals = [(r["k"], run_dir / f"round_{r['k']:02d}" / "eval") for r in done]
+        evals = [(r["k"], run.eval_dir(r["k"])) for r in done]
         lines += paired_section(base_dir, evals, _modes(before, after))
-    loop = read_json(run_dir / "loop.json")
+    loop = run.json("loop.json")
     if rounds:
         base_probe = probe_agreement(base_dir)
         lines += (
@@ -350,15 +287,15 @@ def build_report(run_dir: Path) -> str:
         )
         if loop and loop.get("stopped"):
             lines += [f"**Stopped early:** {loop['stopped']}.", ""]
-        would = rule_verdict(base_probe, rounds, cfg.get("loop", {}).get("min_gain", 0.0))
+        would = rule_verdict(base_probe, rounds, cfg["loop"]["min_gain"])
         if would:
             lines += [would, ""]
     last = next((r for r in reversed(rounds) if r["rows"]), None)
     if last:
-        rows = _jsonl(run_dir / f"round_{last['k']:02d}" / "train.jsonl")
+        rows = run.rows(run.round_dir(last["k"]), "train")
         lines += [f"Training formats in round {last['k']}: {_format_counts(rows)}.", ""]
     extras = []
-    qs = (read_json(run_dir / "manifest.json") or {"stages": {}})["stages"]
+    qs = run.stages
     if "questions" in qs:
         q = qs["questions"]
         extras.append(
@@ -366,14 +303,14 @@ def build_report(run_dir: Path) -> str:
             f"(rejected: {q['rejected'] or 'none'})"
         )
     if "exemplars" in qs:
-        ex = read_json(run_dir / "exemplars.json") or []
+        ex = run.json("exemplars.json") or []
         extras.append(
             f"- self-generated exemplars: {len(ex)} (mean zero-shot agreement of candidates "
             f"{qs['exemplars']['mean_confidence']:.2f}); see exemplars.json"
         )
     if extras:
         lines += ["## Self-generated data", ""] + extras + [""]
-    guard = read_json(run_dir / "contamination.json")
+    guard = run.json("contamination.json")
     if guard:
         lines += [
             "## Contamination guard",
@@ -394,6 +331,6 @@ def build_report(run_dir: Path) -> str:
         ]
         lines += [f"| total | {sum(v['seconds'] for v in qs.values()):.0f} |", ""]
     lines += ["![report](report.png)", ""]
-    _plots(run_dir, student_before or before, rounds, task)
-    atomic_write_text(run_dir / "report.md", "\n".join(lines))
+    _plots(run, student_before or before, rounds, task)
+    atomic_write_text(run.path / "report.md", "\n".join(lines))
     return table

@@ -11,24 +11,20 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .io import InputError, read_json
+from .compare import compare_runs
+from .io import InputError
+from .report import build_report
+from .rundir import RunDir
 
 
 def _command(d: Path) -> str:
     """The distinct recorded commands that produced results, in order (a plain resume repeats a
     line and is shown once; one that added an option, like --samples-from, shows too)."""
-    path = d / "commands.txt"
     seen = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        cmd = line.split("  ", 1)[-1]  # "<timestamp>  lmsi <subcommand> ..."
+    for cmd in RunDir(d).commands():
         if cmd.startswith("lmsi ") and cmd.split()[1:2] != ["report"] and cmd not in seen:
             seen.append(cmd)
     return "\n".join(seen) or "(not recorded)"
-
-
-def _seconds(d: Path) -> float:
-    stages = (read_json(d / "manifest.json") or {}).get("stages", {})
-    return sum(s.get("seconds", 0) for s in stages.values())
 
 
 def _pct(x) -> str:
@@ -45,18 +41,20 @@ def _model(cfg: dict, aliases: dict) -> str:
 
 
 def signal_row(d: Path, aliases: dict) -> str:
-    s, cfg = read_json(d / "signal.json"), read_json(d / "config.json") or {}
+    run = RunDir(d)
+    s, cfg = run.json("signal.json"), run.config
     ev, m = cfg.get("eval", {}), str(s["m"])
     return (
         f"| {ev.get('task') or cfg.get('data', {}).get('task')} ({ev.get('split')}) | {_model(cfg, aliases)} | {s['n']} | {m} "
         f"| {_pct(s['greedy'])} | {_pct(s['single_path'])} | {_pct(s['by_k'].get('8', {}).get('maj'))} "
         f"| {_pct(s['by_k'][m]['maj'])} | {_pct(s['by_k'][m]['pass'])} "
-        f"| {_at(s['thresholds'], 0.5)} | {_at(s['thresholds'], 0.75)} | {_seconds(d):.0f} |"
+        f"| {_at(s['thresholds'], 0.5)} | {_at(s['thresholds'], 0.75)} | {run.seconds():.0f} |"
     )
 
 
 def weighted_row(d: Path, aliases: dict) -> str:
-    s, cfg = read_json(d / "signal.json"), read_json(d / "config.json") or {}
+    run = RunDir(d)
+    s, cfg = run.json("signal.json"), run.config
     ev, w, m = cfg.get("eval", {}), s["weighted"], str(s["m"])
     return (
         f"| {ev.get('task')} ({ev.get('split')}) | {_model(cfg, aliases)} | {_pct(s['by_k'][m]['maj'])} | {_pct(w['maj'])} "
@@ -65,14 +63,15 @@ def weighted_row(d: Path, aliases: dict) -> str:
 
 
 def eval_rows(d: Path, aliases: dict) -> list[str]:
-    summary, cfg = read_json(d / "eval" / "summary.json"), read_json(d / "config.json") or {}
+    run = RunDir(d)
+    summary, cfg = run.summary(d / "eval"), run.config
     out = []
     for mode, s in summary.items():
         if isinstance(s, dict) and "accuracy" in s:
             out.append(
                 f"| {cfg.get('data', {}).get('task')} | {_model(cfg, aliases)} | {mode} | {s['n']} "
                 f"| {_pct(s['accuracy'])} [{_pct(s['ci95'][0])}, {_pct(s['ci95'][1])}] "
-                f"| {_pct(s['unextractable'])} | {_seconds(d):.0f} |"
+                f"| {_pct(s['unextractable'])} | {run.seconds():.0f} |"
             )
     return out
 
@@ -82,16 +81,14 @@ def build_results(dirs: list[Path], out: Path, aliases: dict | None = None, comp
     model path as recorded (e.g. a copy on another machine) to the name shown. Each group in
     `compare` becomes a side-by-side table of its runs after round 1."""
     aliases = aliases or {}
-    from .compare import compare_runs
-    from .report import build_report
-
     signals, evals, runs = [], [], []
     for d in map(Path, dirs):
-        if (d / "signal.json").exists():
+        kind = RunDir(d).kind()
+        if kind == "signal":
             signals.append(d)
-        elif (d / "eval" / "summary.json").exists():
+        elif kind == "eval":
             evals.append(d)
-        elif (d / "eval_base").exists():
+        elif kind == "run" and (d / "eval_base").exists():
             runs.append(d)
         else:
             raise InputError(f"{d}: not a finished lmsi run, eval or signal directory")
@@ -110,7 +107,7 @@ def build_results(dirs: list[Path], out: Path, aliases: dict | None = None, comp
             "|" + "---|" * 12,
         ]
         lines += [signal_row(d, aliases) for d in signals] + [""]
-        weighted = [d for d in signals if "weighted" in read_json(d / "signal.json")]
+        weighted = [d for d in signals if "weighted" in RunDir(d).json("signal.json")]
         if weighted:
             lines += [
                 "Weighted vote on the same paths (`lmsi signal --weighted`: each path counts exp(mean token "

@@ -1,7 +1,8 @@
 """Sample m reasoning paths per unlabeled question and record their extracted answers.
 
 Writes `samples.jsonl` in chunks (append + fsync), so a crash loses at most one chunk and
-a rerun continues with the questions not yet written.
+a rerun continues with the questions not yet written. `path_logprobs` scores sampled paths under
+the model that drew them, for weighted votes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from .backends import SamplingParams
 from .config import SampleConfig
-from .io import append_jsonl, read_jsonl, write_jsonl
+from .io import InputError, append_jsonl, read_jsonl, write_jsonl
 from .progress import bar
 from .tasks import Example, Task
 
@@ -58,3 +59,24 @@ def run_sample(
             append_jsonl(path, [sample_row(task, q, p, o) for (_, q), p, o in zip(part, prompts, outs)])
             tracker.advance(len(part))
     return read_jsonl(path)
+
+
+def path_logprobs(make_sampler, rows: list[dict], path) -> dict:
+    """Each sampled path's mean token log-prob under the model that sampled it, appended to
+    `path` one question at a time, so an interrupted run scores only the rest. `make_sampler()`
+    is called only when some path is still unscored (loading a model is not free)."""
+    done = {r["id"]: r["logprobs"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
+    if all(r["id"] in done for r in rows):
+        return done
+    sampler = make_sampler()
+    if not hasattr(sampler, "score"):
+        raise InputError(
+            f"weighted votes need path log-probs, which backend {sampler.name!r} does not give; use backend=hf"
+        )
+    with bar("score paths", total=len(rows), completed=len(done)) as tracker:
+        for r in rows:
+            if r["id"] not in done:
+                done[r["id"]] = sampler.score(r["prompt"], r["paths"])
+                append_jsonl(path, [{"id": r["id"], "logprobs": done[r["id"]]}])
+                tracker.advance(1)
+    return done

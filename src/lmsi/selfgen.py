@@ -16,8 +16,8 @@ import random
 import re
 
 from .backends import Sampler, SamplingParams
-from .contamination import find_overlap
 from .tasks import Example, Exemplar, Task
+from .tasks.overlap import find_overlap
 from .vote import majority
 
 

@@ -5,11 +5,21 @@ From m sampled CoT paths (plus one greedy path) per labeled question: greedy acc
 single-path accuracy, maj@k and pass@k for k = 1, 2, 4, ..., m (the first k of the m
 i.i.d. paths), and for each vote-share threshold the precision (majority correct) and
 coverage (questions kept) of the majority answer. Gold answers are read only here.
+
+    lmsi signal --task multiarith --paths 8 --limit 100
 """
 
 from __future__ import annotations
 
-from .io import InputError, append_jsonl, atomic_write_text, read_jsonl, write_json
+import time
+from pathlib import Path
+
+from .config import load_config
+from .io import atomic_write_text, write_json
+from .pipeline import Pipeline
+from .rundir import slug
+from .sample import path_logprobs
+from .tasks import task_from_data
 from .vote import majority, weighted_majority
 
 
@@ -95,31 +105,41 @@ def format_signal(name: str, s: dict) -> str:
     return "\n".join(lines)
 
 
-def path_logprobs(make_sampler, rows: list[dict], path) -> dict:
-    """Each sampled path's mean token log-prob under the model that sampled it, appended to
-    `path` one question at a time, so an interrupted run scores only the rest. `make_sampler()`
-    is called only when some path is still unscored (loading a model is not free)."""
-    from .progress import bar
-
-    done = {r["id"]: r["logprobs"] for r in read_jsonl(path, tolerate_torn_tail=True)} if path.exists() else {}
-    if all(r["id"] in done for r in rows):
-        return done
-    sampler = make_sampler()
-    if not hasattr(sampler, "score"):
-        raise InputError(
-            f"weighted votes need path log-probs, which backend {sampler.name!r} does not give; use backend=hf"
-        )
-    with bar("score paths", total=len(rows), completed=len(done)) as tracker:
-        for r in rows:
-            if r["id"] not in done:
-                done[r["id"]] = sampler.score(r["prompt"], r["paths"])
-                append_jsonl(path, [{"id": r["id"], "logprobs": done[r["id"]]}])
-                tracker.advance(1)
-    return done
-
-
 def write_signal(out_dir, name: str, stats: dict) -> str:
     write_json(out_dir / "signal.json", stats)
     text = format_signal(name, stats) + "\n"
     atomic_write_text(out_dir / "signal.md", text)
     return text
+
+
+def run_signal(
+    task: str,
+    model: str | None,
+    paths: int,
+    split: str | None,
+    limit: int,
+    weighted: bool,
+    run_dir: Path | None,
+    config: Path | None,
+    overrides: list[str],
+    log=print,
+    argv: list[str] | None = None,
+) -> tuple[str, Path]:
+    """`lmsi signal`: evaluate greedy CoT and m sampled paths on labeled questions (by default the
+    task's unlabeled split, whose gold is read only here), then the stats; returns (markdown, dir)."""
+    extra = [f"data.task={task}", f"eval.task={task}", f"eval.limit={limit}", "eval.modes=[greedy_cot,sc]"]
+    extra += [f"eval.sc_m={paths}"] + ([f"model={model}"] if model else [])
+    cfg = load_config(config, overrides + extra)
+    split = split or task_from_data(task, vars(cfg.data)).unlabeled_split
+    run_dir = run_dir or Path("runs") / "signal" / slug(task, split, (model or "default").split("/")[-1], f"m{paths}")
+    p = Pipeline.open(config, run_dir, overrides + extra + [f"eval.split={split}"], log=log, argv=argv)
+    p.evaluate_only()
+    rows, greedy = p.rundir.rows(p.run_dir / "eval", "sc"), p.rundir.rows(p.run_dir / "eval", "greedy_cot")
+    lp = None
+    if weighted:
+        t0 = time.time()
+        lp = path_logprobs(lambda: p.sampler(p.runtime.spec(0)), rows, p.run_dir / "eval" / "path_logprobs.jsonl")
+        if not p.manifest.done("score_paths"):
+            p.manifest.mark("score_paths", time.time() - t0)
+    stats = signal_stats(p.eval_task, rows, greedy, lp)
+    return write_signal(p.run_dir, f"{task} ({split}), {p.cfg.model}", stats), p.run_dir

@@ -11,11 +11,16 @@ that differ only in threshold or format mix share that pass too. A T value needs
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
+from .borrow import share_base_eval, share_sample_pass
 from .config import ConfigError, load_config
-from .io import atomic_write_text, read_jsonl, write_jsonl
+from .io import atomic_write_text
+from .pipeline import Pipeline
+from .report import build_report
+from .rundir import RunDir
+from .stats import pseudo_label_stats
+from .train import EmptyTrainingSet
 
 FORMAT_PRESETS = {
     "all": {"fewshot_cot": 1.0, "fewshot_direct": 1.0, "zeroshot_cot": 1.0, "zeroshot_direct": 1.0},
@@ -59,8 +64,6 @@ def _name(point: dict[str, str]) -> str:
 
 
 def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log=print) -> str:
-    from .pipeline import Pipeline
-
     axes, rest = parse_axes(specs)
     axes = _order_grid(axes)
     grid = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
@@ -70,24 +73,16 @@ def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log
         cfg = load_config(config, rest + _point_overrides(point))
         cfg.run_dir = str(sweep_dir / _name(point))
         p = Pipeline(cfg, log=log)
-        if first_eval and not p.manifest.done("eval_base"):
-            p.copy_stage(first_eval, "eval_base", ["eval_base"], shared_from=str(first_eval))
-        # one sampling pass per temperature, at the largest m of the sweep
-        t = cfg.sample.temperature
-        if t in passes and not p.manifest.done("round_01/sample"):
-            rows = read_jsonl(passes[t] / "round_01" / "samples.jsonl")
-            m = cfg.sample.m
-            write_jsonl(
-                p.round_dir(1) / "samples.jsonl",
-                [{**r, "completions": r["completions"][:m], "answers": r["answers"][:m]} for r in rows],
-            )
-            p.manifest.mark("round_01/sample", 0.0, shared_from=str(passes[t]), questions=len(rows))
+        if first_eval:
+            share_base_eval(p, first_eval)
+        t = cfg.sample.temperature  # one sampling pass per temperature, at the largest m of the sweep
+        if t in passes:
+            share_sample_pass(p, passes[t])
         log(f"== sweep point {_name(point)}")
         try:
             p.run()
-        except RuntimeError as e:
-            if "is empty" not in str(e):
-                raise
+            build_report(p.run_dir)
+        except EmptyTrainingSet:
             log(f"   no question reached the threshold: nothing to train at {_name(point)}")
         first_eval = first_eval or p.run_dir
         passes.setdefault(t, p.run_dir)
@@ -106,17 +101,13 @@ def _order_grid(axes: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def write_sweep_report(sweep_dir: Path, axes: dict, points: list) -> str:
-    from .report import pseudo_label_stats, task_from_config
-
     rows = []
     for point, rd in points:
-        cfg = json.loads((rd / "config.json").read_text())
-        votes = read_jsonl(rd / "round_01" / "votes.jsonl")
-        pl = pseudo_label_stats(votes, cfg["build"]["threshold"], task_from_config(cfg))
-        path = rd / "round_01" / "eval" / "summary.json"
-        after = json.loads(path.read_text()) if path.exists() else None  # None: nothing was kept to train on
-        before = json.loads((rd / "eval_base" / "summary.json").read_text())
-        rows.append((point, pl, before, after))
+        run = RunDir(rd)
+        votes = run.rows(run.round_dir(1), "votes")
+        pl = pseudo_label_stats(votes, run.config["build"]["threshold"], run.task)
+        after = run.summary(run.eval_dir(1))  # None: nothing was kept to train on
+        rows.append((point, pl, run.summary(run.eval_dir(0)), after))
     modes = [m for m in ("greedy_cot", "sc", "direct") if m in rows[0][2]]
     head = (
         "| " + " | ".join(axes) + " | kept | pseudo-label acc. | " + " | ".join(f"{m} after (Δ)" for m in modes) + " |"

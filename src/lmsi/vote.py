@@ -65,9 +65,3 @@ def run_vote(round_dir: Path, logprobs: dict | None = None) -> list[dict]:
     rows = vote_rows(read_jsonl(round_dir / "samples.jsonl"), logprobs)
     write_jsonl(round_dir / "votes.jsonl", rows)
     return rows
-
-
-def agreement_stalled(before: float, now: float, min_gain: float) -> bool:
-    """The label-free stop rule: agreement did not rise by at least `min_gain`
-    (rounded, so float noise between equal agreements cannot decide it)."""
-    return round(now - before, 6) < min_gain

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..models import load_model
 from .base import Sampler, SamplingParams, cut_at_stop
 
 BACKENDS = {
@@ -22,4 +23,16 @@ def get_sampler(name: str, model, **kwargs) -> Sampler:
     return getattr(importlib.import_module(module), cls)(model, **kwargs)
 
 
-__all__ = ["BACKENDS", "Sampler", "SamplingParams", "cut_at_stop", "get_sampler"]
+def from_recipe(recipe: dict, loaded=None) -> Sampler:
+    """The sampler a recipe describes (`runtime.Runtime.recipe`: backend, spec and its options), in
+    this process or on a remote worker. hf: `loaded` is the (model, tokenizer) if already in memory."""
+    r = dict(recipe)
+    backend, spec = r.pop("backend"), r.pop("spec")
+    if backend == "hf":
+        model, tok = loaded or load_model(spec, r.get("dtype", "auto"))
+        r.pop("dtype", None)
+        return get_sampler("hf", model, tokenizer=tok, **r)
+    return get_sampler(backend, spec, **r)
+
+
+__all__ = ["BACKENDS", "Sampler", "SamplingParams", "cut_at_stop", "from_recipe", "get_sampler"]

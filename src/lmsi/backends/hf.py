@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from transformers.cache_utils import DynamicLayer
 
+from ..models import load_model
 from .base import SamplingParams, cut_at_stop, pick_tokens
 
 
@@ -18,8 +19,6 @@ class HFSampler:
 
     def __init__(self, model, tokenizer=None, batch_rows: int = 32, **_):
         if isinstance(model, str):
-            from ..models import load_model
-
             model, tokenizer = load_model(model)
         self.model, self.tok = model, tokenizer
         self.batch_rows = batch_rows

@@ -11,6 +11,7 @@ import random
 
 from .base import Example, Task
 from .exemplars import MATH_EXEMPLARS
+from .overlap import find_overlap
 
 NAMES = [
     "Ada",
@@ -95,8 +96,6 @@ class Arith(Task):
         self.check_split(split)
         rows = self._generate(split)
         if split != "train":  # drop exact and near-duplicates of train (same numbers, another name)
-            from ..contamination import find_overlap
-
             dup = {f["eval_id"] for f in find_overlap(self._generate("train"), rows)}
             rows = [e for e in rows if e.id not in dup]
         return rows[:limit] if limit else rows

@@ -1,0 +1,118 @@
+"""Which model each stage uses and what samples from it: model specs per round, the backend
+choice, and one recipe from which every sampler is built (here, or on a Ray worker).
+
+One model stays in memory at a time: loading another (or a llama.cpp/vLLM engine) drops the last.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from .backends import from_recipe
+from .config import ConfigError, RunConfig
+from .fleet import RayFleet
+from .gguf_export import export_gguf
+from .models import gguf_file, load_model, resolve_model
+
+
+class Runtime:
+    def __init__(self, cfg: RunConfig, run_dir: Path, log=print):
+        self.cfg, self.run_dir, self.log = cfg, Path(run_dir), log
+        self._loaded: dict[str, object] = {}
+
+    def spec(self, k: int, student: bool = False) -> str:
+        """The model after round k (k=0: the base model, or the student before training)."""
+        if k == 0:
+            return self.cfg.student if student and self.cfg.student else self.cfg.model
+        return str(self.run_dir / f"round_{k:02d}" / "model")
+
+    def _trained(self, spec: str) -> bool:
+        return spec.startswith(str(self.run_dir))
+
+    def model(self, spec: str):
+        """(model, tokenizer) for a spec."""
+        if spec not in self._loaded:
+            self._loaded.clear()
+            self.log(f"loading model: {spec}")
+            self._loaded[spec] = load_model(spec, self.cfg.dtype, self.cfg.trust_remote_code)
+        return self._loaded[spec]
+
+    def release(self) -> None:
+        """Forget every loaded model (training mutates the one it was given)."""
+        self._loaded.clear()
+
+    # -- backends ---------------------------------------------------------
+    def _base_gguf(self, spec: str) -> Path | None:
+        """The GGUF a spec is, or for a round's model the GGUF of the model it was trained from."""
+        return gguf_file((self.cfg.student or self.cfg.model) if self._trained(spec) else spec)
+
+    def backend_for(self, spec: str) -> str:
+        """`auto`: llama.cpp when it is installed and the model has a GGUF (the base, or a round
+        model exported from it), else the pure-torch sampler. An openai server holds the base
+        model only, so round models sample with hf."""
+        backend = self.cfg.backend
+        if backend == "auto":
+            has_llama = importlib.util.find_spec("llama_cpp") is not None
+            return "llamacpp" if has_llama and self._base_gguf(spec) else "hf"
+        if backend == "openai" and self._trained(spec):
+            self.log(f"sampler: hf for {spec} (the openai server serves the base model)")
+            return "hf"
+        return backend
+
+    def gguf_for(self, spec: str) -> Path:
+        """The GGUF llama.cpp samples from: the base model's, or a round's model exported once."""
+        base = self._base_gguf(spec)
+        if base is None:
+            raise ConfigError("backend llamacpp needs a GGUF model (embedded:NAME or a .gguf path)")
+        if not self._trained(spec):
+            return base
+        out = Path(spec) / "model.gguf"
+        if not out.exists():
+            self.log(f"exporting {spec} to GGUF for llama.cpp")
+            export_gguf(Path(spec), base, out)
+        return out
+
+    def recipe(self, spec: str) -> dict:
+        """Everything needed to build the sampler for a spec, in this process or on a remote worker."""
+        c, backend = self.cfg, self.backend_for(spec)
+        if backend == "llamacpp":
+            return {"backend": backend, "spec": str(self.gguf_for(spec)), "batch_rows": c.sample.batch_rows}
+        if backend == "openai":
+            o = c.openai
+            keys = ("base_urls", "served_model", "api_key_env", "concurrency", "timeout", "retries")
+            return {"backend": backend, "spec": None, **{k: getattr(o, k) for k in keys}}
+        if backend == "hf":
+            return {"backend": backend, "spec": spec, "batch_rows": c.sample.batch_rows, "dtype": c.dtype}
+        if backend == "vllm":
+            return {
+                "backend": backend,
+                "spec": resolve_model(spec),
+                "dtype": c.dtype,
+                "seed": c.seed,
+                "gpu_memory_utilization": c.sample.gpu_memory,
+                "trust_remote_code": c.trust_remote_code,
+            }
+        return {"backend": backend, "spec": None}
+
+    def sampler(self, spec: str):
+        """The sampler for a spec in this process (engines that hold a model are kept loaded)."""
+        r = self.recipe(spec)
+        if r["backend"] == "hf":
+            return from_recipe(r, loaded=self.model(spec))
+        if r["backend"] in ("llamacpp", "vllm"):
+            key = f"{r['backend']}:{spec}"
+            if key not in self._loaded:
+                self._loaded.clear()  # one model in memory: the torch copy is not needed here
+                self.log(f"sampler: {'llama.cpp' if r['backend'] == 'llamacpp' else 'vLLM'} on {spec}")
+                self._loaded[key] = from_recipe(r)
+            return self._loaded[key]
+        return from_recipe(r)
+
+    def sample_engine(self, spec: str):
+        """What the sample stage draws from: a Ray fleet (engine=ray) or this process's sampler."""
+        if self.cfg.engine != "ray":
+            return self.sampler(spec)
+        r = self.cfg.ray
+        self.log(f"sampling on Ray: {r.workers} workers ({self.backend_for(spec)})")
+        return RayFleet(self.recipe(spec), r.workers, r.cpus_per_worker, r.address)

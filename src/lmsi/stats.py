@@ -1,0 +1,72 @@
+"""The statistics that read runs: bootstrap and paired CIs, pseudo-label stats, label-free agreement.
+
+Pure functions over rows the stages wrote; the report, compare, sweep, the stop rule and the
+evaluation summary all take their numbers from here.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from .io import read_jsonl
+from .vote import majority
+
+
+def bootstrap_ci(values: list[float], iters: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap CI of the mean."""
+    if not values:
+        return 0.0, 0.0
+    rng = random.Random(seed)
+    n = len(values)
+    stats = sorted(sum(rng.choices(values, k=n)) / n for _ in range(iters))
+    return stats[int(0.025 * iters)], stats[int(0.975 * iters) - 1]
+
+
+def paired_gain(before: Path, after: Path) -> dict | None:
+    """Per-item change from one eval file's verdicts to another's on the same questions: mean
+    difference with a 95% bootstrap CI, and how many items each side won."""
+    if not (before.exists() and after.exists()):
+        return None
+    a = {r["id"]: r["correct"] for r in read_jsonl(before)}
+    d = [int(r["correct"]) - int(a[r["id"]]) for r in read_jsonl(after) if r["id"] in a]
+    if not d:
+        return None
+    return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": d.count(1), "lost": d.count(-1), "n": len(d)}
+
+
+def label_correct(v: dict, task) -> bool | None:
+    """Whether a vote's pseudo-label matches its gold answer (an archive stores only this verdict)."""
+    if "label_correct" in v:
+        return v["label_correct"]
+    return None if v.get("gold") is None else task.is_correct(v["answer"], v["gold"])
+
+
+def pseudo_label_stats(votes: list[dict], threshold: float, task) -> dict:
+    """How many questions the vote kept at `threshold`, and (gold read as a diagnostic only) how
+    many of the kept pseudo-labels are right."""
+    kept = [v for v in votes if v["answer"] is not None and v["confidence"] >= threshold]
+    verdicts = [c for c in (label_correct(v, task) for v in kept) if c is not None]
+    return {
+        "questions": len(votes),
+        "kept": len(kept),
+        "pseudo_label_accuracy": sum(verdicts) / len(verdicts) if verdicts else None,
+        "mean_confidence": sum(v["confidence"] for v in votes) / max(1, len(votes)),
+        "mean_distinct_answers": sum(v["distinct"] for v in votes) / max(1, len(votes)),
+    }
+
+
+def probe_agreement(eval_dir: Path) -> float | None:
+    """Mean vote share of the self-consistency paths on the eval questions: a label-free signal
+    measured on the same questions for every model, so it tracks the model, not the questions."""
+    path = Path(eval_dir) / "sc.jsonl"
+    if not path.exists():
+        return None
+    rows = read_jsonl(path)
+    return sum(majority(r["answers"])[1] for r in rows) / max(1, len(rows))
+
+
+def agreement_stalled(before: float, now: float, min_gain: float) -> bool:
+    """The label-free stop rule: agreement did not rise by at least `min_gain`
+    (rounded, so float noise between equal agreements cannot decide it)."""
+    return round(now - before, 6) < min_gain
