@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from lmsi.build import BUILD_FILES, build_pairs, run_build
 from lmsi.cli import app
 from lmsi.config import BuildConfig, ConfigError, load_config
-from lmsi.preference import group_rewards, majority_rewards, make_majority_reward
 from lmsi.tasks import get_task
+from lmsi.train import group_rewards, majority_rewards, make_majority_reward
 from lmsi.vote import vote_rows
 
 runner = CliRunner()
@@ -154,6 +154,18 @@ def test_weighted_trainer_with_unit_weights_matches_plain_sft(tiny_model_dir, tm
         losses[weighting] = [h["loss"] for h in _jsonl(rd / "train_log.jsonl") if "loss" in h]
     assert len(losses["none"]) == 2
     assert losses["confidence"] == pytest.approx(losses["none"], rel=1e-4)
+
+
+@pytest.mark.parametrize("method,name", [("sft", "train.jsonl"), ("dpo", "pairs.jsonl"), ("grpo", "prompts.jsonl")])
+def test_an_empty_training_file_raises_empty_training_set(method, name, tmp_path):
+    from lmsi.io import InputError
+    from lmsi.train import EmptyTrainingSet, run_train
+
+    (tmp_path / name).write_text("")
+    cfg = load_config(overrides=[f"train.method={method}"]).train
+    with pytest.raises(EmptyTrainingSet, match=f"{name} is empty: no .*; lower build.threshold") as e:
+        run_train(None, None, tmp_path, cfg, seed=0, task=get_task("arith"))
+    assert isinstance(e.value, InputError) and isinstance(e.value, RuntimeError)  # RuntimeError: older callers
 
 
 def test_weighted_token_loss():

@@ -1,36 +1,26 @@
-"""Beyond the paper: learn from the vote itself with TRL's DPO and GRPO trainers.
+"""train.method=grpo: TRL's GRPOTrainer on prompts.jsonl with a self-consistency reward.
 
-  dpo   pairs.jsonl (build stage): prefer a majority-answer path over a minority-answer path
-        of the same question. With LoRA the reference model is the base with adapters off.
-  grpo  prompts.jsonl: sample `train.grpo_generations` completions per prompt; a completion
-        earns 1 when its answer equals the majority answer of its own group, else 0. No label
-        and no stored vote is read: the reward is self-consistency computed on the fly.
-
-Both write the same files as SFT (train.save_outputs), so evaluation runs unchanged.
+`train.grpo_generations` completions are sampled per prompt; a completion earns 1 when its
+answer equals the majority answer of its own group, else 0. No label and no stored vote is
+read: the reward is computed on the fly from the group (pure functions first, then the batch
+callable TRL calls).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .config import TrainConfig
-from .io import read_jsonl
-from .tasks import Task
-from .train import batch_shape, common_args, lora_config, resume_from, save_outputs
-from .vote import majority
-
-
-# ---------------------------------------------------------------------------
-# GRPO reward: pure functions first, then the batch callable TRL calls.
-def cut_at_stop(completion: str, stop: tuple[str, ...]) -> str:
-    """The completion up to the first stop string. Generation in TRL runs to the token cap, so
-    without this a model that invents a next 'Q: ... A: The answer is 9.' would be read as 9."""
-    ends = [i for i in (completion.find(s) for s in stop) if i != -1]
-    return completion[: min(ends)] if ends else completion
+from ..backends.base import cut_at_stop
+from ..config import TrainConfig
+from ..tasks import Task
+from ..vote import majority
+from .common import PREFERENCE_HINT, common_args, dataset, lora_config, read_rows, resume_from, save_outputs
 
 
 def _answer(task: Task, completion: str, choices=()) -> str | None:
-    return task.extract(cut_at_stop(completion, task.stop), choices=tuple(choices or ()))
+    # TRL generates to the token cap: without the cut, a model that invents a next
+    # 'Q: ... A: The answer is 9.' would be read as 9
+    return task.extract(cut_at_stop(completion, task.stop)[0], choices=tuple(choices or ()))
 
 
 def majority_rewards(answers: list[str | None]) -> list[float]:
@@ -80,51 +70,10 @@ def _gather_groups(groups: dict[str, list]) -> dict[str, list]:
     return merged
 
 
-# ---------------------------------------------------------------------------
-def _dataset(rows: list[dict], columns: tuple[str, ...]):
-    from datasets import Dataset
-
-    return Dataset.from_dict({c: [r[c] for r in rows] for c in columns})
-
-
-def _rows(path: Path, what: str) -> list[dict]:
-    rows = read_jsonl(path)
-    if not rows:
-        raise RuntimeError(
-            f"{path} is empty: no {what}; lower build.threshold, sample more questions or paths "
-            "(sample.m), or set build.reject_unextractable=true"
-        )
-    return rows
-
-
-def train_dpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
-    from trl import DPOConfig, DPOTrainer
-
-    pairs = _rows(round_dir / "pairs.jsonl", "confident question had a minority path to reject")
-    model.train()
-    args = DPOConfig(
-        **batch_shape(cfg.batch_size),  # as SFT: one optimizer step per batch_size items
-        beta=cfg.dpo_beta,
-        max_length=cfg.max_length,
-        **common_args(model, round_dir, cfg, seed),
-    )
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        processing_class=tok,
-        train_dataset=_dataset(pairs, ("prompt", "chosen", "rejected")),
-        peft_config=lora_config(cfg)
-        if cfg.adapter == "lora"
-        else None,  # None + full: TRL copies the base as reference
-    )
-    trainer.train(resume_from_checkpoint=resume_from(round_dir))
-    return save_outputs(trainer.model, tok, round_dir, cfg, trainer.state.log_history)
-
-
 def train_grpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int, task: Task) -> Path:
     from trl import GRPOConfig, GRPOTrainer
 
-    prompts = _rows(round_dir / "prompts.jsonl", "question to prompt with")
+    prompts = read_rows(round_dir / "prompts.jsonl", f"no question to prompt with; {PREFERENCE_HINT}")
     model.train()
     g = cfg.grpo_generations
     args = GRPOConfig(
@@ -143,7 +92,7 @@ def train_grpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int, task: T
         reward_funcs=[make_majority_reward(task)],
         args=args,
         processing_class=tok,
-        train_dataset=_dataset(prompts, ("prompt", "id", "choices")),
+        train_dataset=dataset(prompts, ("prompt", "id", "choices")),
         peft_config=lora_config(cfg) if cfg.adapter == "lora" else None,
     )
     trainer.train(resume_from_checkpoint=resume_from(round_dir))
