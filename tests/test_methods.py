@@ -289,6 +289,37 @@ def test_majority_reward_groups_a_batch_by_question():
     assert got == [1.0, 1.0, 0.0]
 
 
+def _grpo_log(model_dir, rd, prompts: list[dict], overrides: list[str]) -> list[dict]:
+    """Train grpo with the real majority reward on `prompts`; the per-step log (reward, ...)."""
+    from lmsi.models import load_model
+    from lmsi.train import run_train
+
+    rd.mkdir()
+    (rd / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    cfg = load_config(overrides=["train.method=grpo", *overrides]).train
+    model, tok = load_model(str(model_dir), "float32", False)
+    run_train(model, tok, rd, cfg, seed=0, task=get_task("arith"))
+    return [h for h in _jsonl(rd / "train_log.jsonl") if "reward" in h]
+
+
+def test_grpo_learns_to_agree_with_its_own_majority(tiny_model_dir, tmp_path, one_thread):
+    """GRPO with the real majority reward: where a group's answers disagree there is a signal,
+    and following it raises the group-agreement reward and changes the weights."""
+    task = get_task("arith")
+    prompts = [
+        {"id": q.id, "prompt": task.prompt(q.question, "fewshot_cot", 1), "choices": []} for q in task.load("train", 4)
+    ]
+    overrides = ["train.grpo_generations=8", "train.grpo_max_tokens=8", "train.batch_size=2", "train.epochs=10"]
+    steps = _grpo_log(tiny_model_dir, tmp_path / "grpo", prompts, overrides)
+    rewards = [h["reward"] for h in steps]
+    assert len(rewards) == 20
+    # some group had answers that disagree: rewards of 0 and 1 side by side, so a nonzero advantage
+    assert min(h["frac_reward_zero_std"] for h in steps) < 1, rewards
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last >= first + 0.2, rewards
+    assert _changed(_weights(tiny_model_dir), _weights(tmp_path / "grpo/model")), "GRPO left the weights unchanged"
+
+
 # ---------------------------------------------------------------------------
 def test_compare_runs(method_run, tmp_path):
     dirs = [method_run(n) for n in METHODS]
