@@ -3,7 +3,7 @@ import json
 import pytest
 
 from lmsi.config import ConfigError, diff_configs, load_config
-from lmsi.io import InputError, read_jsonl, write_jsonl
+from lmsi.io import InputError, Manifest, read_jsonl, write_jsonl
 from lmsi.tasks import get_task
 
 
@@ -86,5 +86,6 @@ def test_resume_accepts_older_config_files_and_other_run_dir_spellings(tmp_path,
     (rd / "config.yaml").write_text(yaml.safe_dump(saved))
     monkeypatch.chdir(tmp_path)
     Pipeline(load_config(overrides=["run_dir=run", "sample.m=3"]), log=lambda m: None)  # no refusal
+    Manifest(rd).mark("eval_base", 1.0)  # a stage's output locks the config (before it, a new one is taken)
     with pytest.raises(Exception, match="sample.m: 3 -> 4"):
         Pipeline(load_config(overrides=["run_dir=run", "sample.m=4"]), log=lambda m: None)

@@ -14,7 +14,7 @@ SMALL = ["data.limit=4", "eval.limit=2", "sample.m=2"]
 FAST = ["backend=fake", *SMALL]
 
 
-def test_a_failed_start_does_not_lock_the_run_dir(tmp_path):
+def test_a_failed_start_does_not_lock_the_run_dir(tmp_path, tiny_model_dir):
     rd = tmp_path / "x"
     r = runner.invoke(app, ["run", "-r", str(rd), "model=typo.gguf", *SMALL])
     assert r.exit_code == 2 and "not found" in r.output and (rd / "config.yaml").exists()
@@ -23,13 +23,14 @@ def test_a_failed_start_does_not_lock_the_run_dir(tmp_path):
     r = runner.invoke(app, ["run", "-r", str(rd), f"data.task=file:{bad}", *FAST])
     assert r.exit_code == 2 and "q.jsonl:2" in r.output
     # the typo fixed: the same run dir takes the new config without --force, and says so in one line
-    r = runner.invoke(app, ["run", "-r", str(rd), "build.threshold=0.0", *FAST])
+    tiny = [f"model={tiny_model_dir}", "sample.max_new_tokens=8", "train.max_length=64"]
+    r = runner.invoke(app, ["run", "-r", str(rd), "build.threshold=0.0", *tiny, *FAST])
     assert r.exit_code == 0, r.output
     assert "no stage output yet" in r.output
     saved = (rd / "config.yaml").read_text()
     assert "typo.gguf" not in saved and "threshold: 0.0" in saved
     # once a stage has written output, a different config is refused as before
-    r = runner.invoke(app, ["run", "-r", str(rd), "build.threshold=0.5", *FAST])
+    r = runner.invoke(app, ["run", "-r", str(rd), "build.threshold=0.5", *tiny, *FAST])
     assert r.exit_code == 2 and "different config" in r.output
 
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .backends import SamplingParams, cut_at_stop, get_sampler
+from .io import InputError
 from .models import gguf_file, load_model, pick_dtype
 from .tasks import get_task
 
@@ -102,7 +103,7 @@ def run_bench(
                 continue
             run = lambda s=sampler: s.generate(prompts, params)  # noqa: E731
         else:
-            raise ValueError(f"unknown engine {engine!r}")
+            raise InputError(f"unknown engine {engine!r}")
         log(f"bench: {engine} ...")
         t = time.perf_counter()
         outs = run()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from .backends import from_recipe
+from .config import ConfigError
 
 
 class _Worker:
@@ -35,7 +36,7 @@ class RayFleet:
         try:
             import ray
         except ImportError:
-            raise RuntimeError("engine=ray needs Ray: pip install 'lmsi[ray]'") from None
+            raise ConfigError("engine=ray needs Ray: pip install 'lmsi[ray]'") from None
         if not ray.is_initialized():
             ray.init(
                 address=address or None,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .models import ModelError
+
 _NAMES = [
     (r"model\.embed_tokens\.weight", "token_embd.weight"),
     (r"model\.norm\.weight", "output_norm.weight"),
@@ -43,7 +45,7 @@ def export_gguf(hf_dir: Path, base_gguf: Path, out: Path) -> Path:
     reader = gguf.GGUFReader(str(base_gguf))
     arch = reader.fields["general.architecture"].contents()
     if arch not in ("llama", "qwen2"):
-        raise ValueError(f"GGUF export supports llama and qwen2, not {arch!r}")
+        raise ModelError(f"GGUF export supports llama and qwen2, not {arch!r}")
     heads = reader.fields[f"{arch}.attention.head_count"].contents()
     heads_kv = reader.fields[f"{arch}.attention.head_count_kv"].contents()
     base_names = {t.name for t in reader.tensors}

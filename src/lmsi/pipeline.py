@@ -78,15 +78,19 @@ class Pipeline:
 
     # -- resume guard ---------------------------------------------------
     def _check_config(self, force: bool) -> None:
+        """A run's config is locked once a stage has written output; before that (a start that
+        failed on a typo, say) the run takes the new config."""
         if self.rundir.has_config():
             # the run directory itself may be named by another path: that does not block a resume
             diff = [d for d in diff_configs(self.rundir.config, self.cfg.to_dict()) if not d.startswith("run_dir:")]
-            if diff and not force:
+            if diff and not force and self.rundir.has_stage_output():
                 raise ConfigError(
                     f"{self.run_dir} was started with a different config; differing keys:\n  "
                     + "\n  ".join(diff)
                     + "\nuse a new run_dir, or --force to continue anyway"
                 )
+            if diff and not force:
+                self.log(f"{self.run_dir} has no stage output yet: it takes the new config ({len(diff)} keys differ)")
         self.rundir.save_config(self.cfg)
 
     def discard_if_unstarted(self) -> None:

@@ -25,6 +25,8 @@ from .tasks import Task, task_from_data
 
 CONFIG = "config.yaml"
 LEGACY_CONFIG = "config.json"  # runs before 2026-12 saved the config twice; archives keep both
+# what opening a run writes before any stage has run (plus error-*.log from a failed start)
+OPENING_FILES = {CONFIG, LEGACY_CONFIG, "commands.txt", "contamination.json", "manifest.json"}
 
 
 def slug(*parts: str) -> str:
@@ -87,6 +89,15 @@ class RunDir:
     @property
     def stages(self) -> dict:
         return (read_json(self.path / "manifest.json") or {"stages": {}})["stages"]
+
+    def has_stage_output(self) -> bool:
+        """Whether any stage has written anything, finished or partial (then its config is locked)."""
+        if self.stages:
+            return True
+        return any(
+            f.is_file() and f.relative_to(self.path).as_posix() not in OPENING_FILES and not f.name.startswith("error-")
+            for f in self.path.rglob("*")
+        )
 
     def seconds(self) -> float:
         return sum(s.get("seconds", 0) for s in self.stages.values())

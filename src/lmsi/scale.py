@@ -9,14 +9,16 @@ The Trainer inside `lmsi train` picks the distributed setup up from the launcher
 
 from __future__ import annotations
 
+from .io import InputError
+
 STRATEGIES = ("ddp", "zero2", "zero3", "fsdp")
 
 
 def accelerate_config(gpus: int, strategy: str, machines: int = 1, mixed_precision: str = "bf16") -> dict:
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy {strategy!r}; choose one of {STRATEGIES}")
+        raise InputError(f"strategy {strategy!r}; choose one of {STRATEGIES}")
     if gpus < 1 or machines < 1:
-        raise ValueError("gpus and machines must be >= 1")
+        raise InputError("gpus and machines must be >= 1")
     cfg = {
         "compute_environment": "LOCAL_MACHINE",
         "num_machines": machines,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..config import ConfigError
 from ..models import load_model
 from .base import Sampler, SamplingParams, cut_at_stop
 
@@ -18,7 +19,7 @@ BACKENDS = {
 
 def get_sampler(name: str, model, **kwargs) -> Sampler:
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
+        raise ConfigError(f"unknown backend {name!r}; choose one of {sorted(BACKENDS)}")
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)(model, **kwargs)
 

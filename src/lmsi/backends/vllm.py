@@ -9,6 +9,8 @@ what else is in the batch.
 
 from __future__ import annotations
 
+from ..config import ConfigError
+
 
 class VLLMSampler:
     name = "vllm"
@@ -26,7 +28,7 @@ class VLLMSampler:
         try:
             import vllm
         except ImportError:
-            raise RuntimeError("the vllm backend needs vLLM on a CUDA machine: pip install vllm") from None
+            raise ConfigError("the vllm backend needs vLLM on a CUDA machine: pip install vllm") from None
         self.vllm = vllm
         # bf16 unless told: "auto" in lmsi means "fastest on this CPU", which means nothing to vLLM
         self.llm = vllm.LLM(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from ..io import InputError
 from .arith import Arith
 from .base import FORMATS, Example, Exemplar, Task
 from .choice import ARCChallenge, CommonsenseQA, OpenBookQA
@@ -32,7 +33,7 @@ def get_task(name: str, **kwargs) -> Task:
     if name.startswith(("file:", "hf:")):
         return FileTask(name, **kwargs)
     if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}, file:PATH or hf:DATASET_ID")
+        raise InputError(f"unknown task {name!r}; choose one of {sorted(TASKS)}, file:PATH or hf:DATASET_ID")
     return TASKS[name]()
 
 

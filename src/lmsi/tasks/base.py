@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..io import InputError
 from .extract import (
     extract_choice,
     extract_label,
@@ -66,7 +67,7 @@ class Task:
 
     def check_split(self, split: str) -> None:
         if split not in self.split_names:
-            raise ValueError(f"task {self.name!r} has splits {list(self.split_names)}, not {split!r}")
+            raise InputError(f"task {self.name!r} has splits {list(self.split_names)}, not {split!r}")
 
     def resolve_split(self, split: str, role: str) -> str:
         """'auto' -> the task's own unlabeled or eval split; any name is checked."""

@@ -74,7 +74,7 @@ class FileTask(Task):
         answer_type: str = "number",
     ):
         if answer_type not in ANSWER_TYPES:
-            raise ValueError(f"answer_type {answer_type!r}; choose one of {ANSWER_TYPES}")
+            raise InputError(f"answer_type {answer_type!r}; choose one of {ANSWER_TYPES}")
         self.spec, self.qf, self.af, self.cf, self.kind = spec, question_field, answer_field, choices_field, answer_type
         self.name = spec
         self.answer_type = {"yesno": "label"}.get(answer_type, answer_type)
