@@ -22,10 +22,14 @@ def test_remote_code_never_runs_unless_asked(tiny_model_dir, tmp_path):
     (repo / "config.json").write_text(json.dumps(cfg))
     assert load_config().trust_remote_code is False
     args = ["eval", "--task", "arith", "--limit", "1", "--model", str(repo), "sample.max_new_tokens=4"]
-    CliRunner().invoke(app, [*args, "-r", str(tmp_path / "r")])
-    assert not marker.exists()  # the repo's code was ignored
-    CliRunner().invoke(app, [*args, "-r", str(tmp_path / "r2"), "trust_remote_code=true"])
-    assert marker.exists()  # ...and would have run had the user allowed it
+    safe = CliRunner().invoke(app, [*args, "-r", str(tmp_path / "r")])
+    # the eval ran to the end on this very repo (a run that died early would prove nothing)
+    assert safe.exit_code == 0, safe.output
+    assert (tmp_path / "r" / "eval").is_dir() and any((tmp_path / "r" / "eval").iterdir()), safe.output
+    assert not marker.exists()  # ...and the repo's code was ignored
+    trusted = CliRunner().invoke(app, [*args, "-r", str(tmp_path / "r2"), "trust_remote_code=true"])
+    assert trusted.exit_code == 0, trusted.output
+    assert marker.read_text() == "code ran"  # ...and would have run had the user allowed it
 
 
 def test_pickled_weights_are_never_loaded(tiny_model_dir, tmp_path):
@@ -45,15 +49,39 @@ def test_pickled_weights_are_never_loaded(tiny_model_dir, tmp_path):
         load_model(str(repo), "float32")
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "The answer is __import__('os').system('touch /tmp/x').",
-        "The answer is 2**10**10**10.",
-        "The answer is (lambda: 1)().",
-    ],
-)
-def test_answers_are_parsed_never_evaluated(text):
-    from lmsi.tasks import get_task
+# (model output with {marker} standing for a file path, the exact answer a regex reads from it)
+PAYLOADS = [
+    ("The answer is __import__('os').system('touch {marker}').", None),
+    ("The answer is 2**10**10**10.", "2"),  # evaluated, this would never finish
+    ("The answer is (lambda: 1)().", None),
+    ("The answer is eval(\"open('{marker}', 'w').write('x')\") or 7.", None),
+    ("Step 1: exec(\"open('{marker}', 'w')\"). The answer is 12.", "12"),
+]
 
-    assert get_task("gsm8k").extract(text) in (None, "2", "1", "10")  # a regex and a Fraction, nothing else
+
+def _parsed_never_run(extract, template: str, want, marker) -> None:
+    """`extract` reads the answer from the text as text: the exact answer, and no file made."""
+    text = template.format(marker=marker)
+    assert extract(text) == want, text
+    assert not marker.exists(), f"the payload ran: {text}"
+
+
+@pytest.mark.parametrize("template,want", PAYLOADS)
+def test_answers_are_parsed_never_evaluated(template, want, tmp_path):
+    from lmsi.tasks import TASKS, get_task
+
+    _parsed_never_run(get_task("gsm8k").extract, template, want, tmp_path / "pwned")
+    for name in TASKS:  # every task's extractor (numbers, letters, labels, text): none runs it
+        get_task(name).extract(template.format(marker=tmp_path / "pwned"))
+        assert not (tmp_path / "pwned").exists(), name
+
+
+def test_the_payload_check_catches_an_evaluating_extractor(tmp_path):
+    """The check above can fail: an extractor that evals the answer clause is caught."""
+
+    def evaluating(text):
+        return str(eval(text.split("answer is ", 1)[1].rstrip(".")))
+
+    with pytest.raises(AssertionError):
+        _parsed_never_run(evaluating, PAYLOADS[0][0], PAYLOADS[0][1], tmp_path / "pwned")
+    assert (tmp_path / "pwned").exists()
