@@ -5,6 +5,7 @@ fake sampler), plus the pair builder, the GRPO group-majority reward, the weight
 import json
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from lmsi.build import BUILD_FILES, build_pairs, run_build
@@ -388,7 +389,7 @@ def test_compare_runs(method_run, tmp_path):
     assert "kept" in table["pseudo-label accuracy of kept questions"][0]
     assert "train.method: 'sft' -> 'dpo'" in text  # config differences are listed
     r = runner.invoke(app, ["compare", str(tmp_path)])
-    assert r.exit_code == 2 and "config.json" in r.output
+    assert r.exit_code == 2 and "config.yaml" in r.output
 
 
 def test_method_config_is_checked():
@@ -404,7 +405,7 @@ def test_samples_from_reuses_one_sample_budget(method_run, tmp_path):
     their wall times; a run whose sampling config differs is refused."""
     src = method_run("sft")
     rd = tmp_path / "dpo_reused"
-    cfg = json.loads((src / "config.json").read_text())
+    cfg = yaml.safe_load((src / "config.yaml").read_text())
     r = runner.invoke(
         app,
         [
@@ -468,7 +469,7 @@ def test_samples_from_serves_a_variant_that_evaluates_fewer_modes(method_run, tm
     the borrowed base eval still holds every mode, the variant's rounds only the ones it asked for.
     The sc path count may differ only when sc is no longer evaluated."""
     src = method_run("sft")
-    cfg = json.loads((src / "config.json").read_text())
+    cfg = yaml.safe_load((src / "config.yaml").read_text())
     base = ["run", f"model={cfg['model']}", "backend=fake", *SMALL, "--samples-from", str(src)]
     rd = tmp_path / "strict"
     r = runner.invoke(
