@@ -1,4 +1,4 @@
-"""llama.cpp sampler for GGUF models, through llama-cpp-python's C API (`pip install 'lmsi[llamacpp]'`).
+"""llama.cpp sampler for GGUF models, through llama-cpp-python's C API (`./scripts/setup.sh` builds it).
 
 The m-paths workload in one context: the few-shot prefix shared by a group of prompts is
 decoded once into sequence 0; each prompt's suffix is decoded once into its own sequence
@@ -21,6 +21,30 @@ from .base import SamplingParams, cut_at_stop, pick_tokens
 _LOG_CALLBACK = None  # kept alive: llama.cpp holds a raw pointer to it
 
 
+def llama_cpp_import_error() -> str | None:
+    """None when `import llama_cpp` works, else one line saying what is missing and what to run.
+
+    Being installed is not enough: a `pip install --no-deps llama-cpp-python` imports only once
+    its dependencies (diskcache, jinja2, numpy, typing-extensions) are there too, and a build whose
+    shared library is missing or broken fails inside the import. The messages hold no square
+    brackets: the CLI prints errors through rich, whose markup would eat them."""
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception as e:  # ImportError, or OSError/RuntimeError when its shared library fails to load
+        name = (getattr(e, "name", None) or "") if isinstance(e, ModuleNotFoundError) else ""
+        if name == "llama_cpp":
+            return "the llamacpp backend needs llama-cpp-python: ./scripts/setup.sh builds it (or pip install llama-cpp-python)"
+        if name and name.split(".")[0] != "llama_cpp":  # a dependency it was installed without
+            missing = name.split(".")[0]
+            return (
+                f"llama-cpp-python is installed but does not import: No module named {missing!r}; "
+                f"pip install {missing.replace('_', '-')}"
+            )
+        detail = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        return f"llama-cpp-python is installed but does not import ({detail}); rebuild it with ./scripts/setup.sh"
+    return None
+
+
 def _errors_only(L):
     """A log callback passing only llama.cpp's errors: it prints hundreds of load and graph
     lines (many at warning level) per context. LMSI_VERBOSE=1 keeps them all."""
@@ -40,10 +64,11 @@ class LlamaCppSampler:
     name = "llamacpp"
 
     def __init__(self, model: str, batch_rows: int = 32, n_threads: int | None = None, **_):
-        try:
-            import llama_cpp as L
-        except ImportError:
-            raise RuntimeError("the llamacpp backend needs llama-cpp-python: pip install 'lmsi[llamacpp]'") from None
+        problem = llama_cpp_import_error()
+        if problem:
+            raise RuntimeError(problem)
+        import llama_cpp as L
+
         self.L = L
         if not os.environ.get("LMSI_VERBOSE"):
             L.llama_log_set(_errors_only(L), ctypes.c_void_p(0))
