@@ -93,13 +93,13 @@ def run_bench(
             run = lambda s=sampler: s.generate(prompts, params)  # noqa: E731
         elif engine == "llamacpp":
             path = gguf_file(spec)
-            if path is None:
-                log("skip llamacpp: the model is not a GGUF")
-                continue
             try:
+                if path is None:
+                    raise RuntimeError(f"the model is not a GGUF ({spec})")
                 sampler = get_sampler("llamacpp", str(path), batch_rows=batch_rows)
-            except RuntimeError as e:
-                log(f"skip llamacpp: {e}")
+            except RuntimeError as e:  # a row with its error: the engines that ran still count
+                log(f"{engine} did not start: {e}")
+                results.append({"engine": engine, "error": str(e)})
                 continue
             run = lambda s=sampler: s.generate(prompts, params)  # noqa: E731
         else:
@@ -121,7 +121,8 @@ def run_bench(
                 "roofline": tokens / secs / roofline,
             }
         )
-    base = next((r for r in results if r["engine"] == "naive"), results[0])
+    ran = [r for r in results if "error" not in r]
+    base = next((r for r in ran if r["engine"] == "naive"), ran[0] if ran else None)
     lines = [
         f"Workload: {len(prompts)} {task_name} questions, {shots}-shot CoT prompt (~{prompt_tokens:.0f} tokens), "
         f"m={m}, T={temperature}, ≤{max_new_tokens} new tokens; model `{spec}` ({n_params / 1e6:.0f} M params, "
@@ -133,6 +134,10 @@ def run_bench(
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        if "error" in r:
+            error = " ".join(r["error"].split()).replace("|", "\\|")
+            lines.append(f"| {r['engine']} | did not start: {error} | | | | | |")
+            continue
         lines.append(
             f"| {r['engine']} | {r['tok_s']:.1f} | {r['paths_s']:.2f} | {r['tok_s'] / base['tok_s']:.2f} | "
             f"{100 * r['roofline']:.1f} % | {100 * r['accuracy']:.1f} % | {r['seconds']:.0f} |"
