@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -118,6 +119,71 @@ def test_setup_check_names_what_a_broken_install_lacks(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "pip run by the check" not in r.stderr  # ...and it neither installed nor built anything
     assert "No module named 'diskcache'" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def _setup_run(tmp_path, built: bool) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run all of setup.sh in a copy whose pip only records its arguments, against a stand-in
+    llama_cpp that imports once "built" and once its dependencies are "installed" (the stand-in
+    pip creates those flags as the real one would make them true). Returns (run, pip calls)."""
+    script = _setup_copy(tmp_path)
+    flags, log = tmp_path / "flags", tmp_path / "pip.log"
+    flags.mkdir()
+    if built:
+        (flags / "built").touch()
+    fake = tmp_path / "fake" / "llama_cpp"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        f"FLAGS = {str(flags)!r}\n"
+        "if not os.path.exists(os.path.join(FLAGS, 'built')):\n"
+        "    raise ModuleNotFoundError(\"No module named 'llama_cpp'\", name='llama_cpp')\n"
+        "if not os.path.exists(os.path.join(FLAGS, 'deps')):\n"
+        "    raise ModuleNotFoundError(\"No module named 'diskcache'\", name='diskcache')\n"
+        "__version__ = '0.3.36'\n"
+        "def llama_print_system_info():\n"
+        "    return b'CPU : AVX2 = 1 | FMA = 1 |'\n"
+    )
+    py = script.parent.parent / ".venv" / "bin" / "python"
+    py.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = -m ] && [ "$2" = pip ]; then\n'
+        f'  echo "$*" >> {log}\n'
+        f'  case "$*" in *--force-reinstall*llama-cpp-python*) touch {flags}/built ;; esac\n'
+        f'  case "$*" in *diskcache*) [ -e {flags}/built ] && touch {flags}/deps ;; esac\n'
+        "  exit 0\n"
+        "fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    r = subprocess.run(
+        ["bash", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "fake")},
+    )
+    return r, log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="setup.sh builds llama.cpp on x86-64 only")
+@pytest.mark.skipif(not importlib.util.find_spec("llama_cpp"), reason="needs llama-cpp-python's metadata")
+def test_setup_on_a_fresh_venv_builds_llama_cpp_then_its_dependencies(tmp_path):
+    r, pip = _setup_run(tmp_path, built=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    build = next(i for i, c in enumerate(pip) if "--force-reinstall" in c)
+    assert any("diskcache" in c for c in pip[build + 1 :]), pip  # --no-deps build, then its deps
+    assert "llama-cpp-python imports" in r.stdout  # ...and setup says the result imports
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="setup.sh builds llama.cpp on x86-64 only")
+@pytest.mark.skipif(not importlib.util.find_spec("llama_cpp"), reason="needs llama-cpp-python's metadata")
+def test_setup_rerun_on_a_build_without_its_dependencies_does_not_rebuild(tmp_path):
+    """A venv an older setup.sh left (llama.cpp built, diskcache missing): the rerun installs the
+    dependencies in seconds instead of rebuilding llama.cpp for ten minutes."""
+    r, pip = _setup_run(tmp_path, built=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not any("--force-reinstall" in c for c in pip), pip
+    assert any("diskcache" in c for c in pip), pip
+    assert "llama-cpp-python imports" in r.stdout
 
 
 # -- the sample bench: an engine that fails to start is a row -----------------------------------
