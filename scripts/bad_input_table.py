@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from bad_input_cases import CASES  # noqa: E402
+from bad_input_cases import CASES, isolated  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from lmsi.cli import app  # noqa: E402
@@ -31,11 +32,13 @@ def main() -> None:
     for name, build, _ in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)
-            r = CliRunner().invoke(
-                app, ["run", "-r", str(t / "run"), "backend=fake", "data.limit=4", "eval.limit=2", *build(t)]
-            )
+            with isolated():
+                r = CliRunner().invoke(
+                    app, ["run", "-r", str(t / "run"), "backend=fake", "data.limit=4", "eval.limit=2", *build(t)]
+                )
             msg = " ".join(line for line in r.output.splitlines() if line.startswith("error:") or "error:" in line)
             msg = " ".join(msg.replace(str(t) + "/", "").split()).replace("|", "\\|")
+            msg = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", msg)  # a local test server's port
         lines.append(f"| {name} | {r.exit_code} | `{msg[:300]}` |")
     out = ROOT / "docs" / "bad-input.md"
     out.write_text("\n".join(lines) + "\n")

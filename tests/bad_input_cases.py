@@ -5,9 +5,94 @@ docs/bad-input.md from the messages lmsi actually prints."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+
+from servers import EmptyChoices, start
+
+from lmsi import models
+
+# What a case's build changed in this process (the CLI runs in it): undone by isolated().
+_UNDO: list = []
+
+
+@contextmanager
+def isolated():
+    """Run one case; afterwards undo what its build did to sys.path, sys.modules and registries."""
+    try:
+        yield
+    finally:
+        while _UNDO:
+            _UNDO.pop()()
+
+
+def _setitem(mapping, key, value) -> None:
+    old = mapping.get(key, _UNDO)
+    mapping[key] = value
+    _UNDO.append(lambda: mapping.pop(key, None) if old is _UNDO else mapping.__setitem__(key, old))
+
+
+def _delitem(mapping, key) -> None:
+    old = mapping.pop(key)
+    _UNDO.append(lambda: mapping.__setitem__(key, old))
+
+
+def _on_path(folder: Path) -> None:
+    sys.path.insert(0, str(folder))
+    _UNDO.append(lambda: sys.path.remove(str(folder)))
+
+
+def _tiny_gguf(path: Path) -> Path:
+    """A small valid GGUF file (one tensor, no model in it)."""
+    import gguf
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_tensor("t", np.arange(256, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+DEMO_PIN = hashlib.sha256(b"the bytes lmsi was released with").hexdigest()
+
+
+def _tampered_embedded(t: Path) -> list[str]:
+    """An embedded model `demo` whose two chunks are not the bytes its pinned digest names."""
+    pkg = t / "site" / "lmsi_demo_model"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    data = _tiny_gguf(t / "demo.gguf").read_bytes()
+    (pkg / "data" / "part1.bin").write_bytes(data[:300])
+    (pkg / "data" / "part2.bin").write_bytes(data[300:])
+    _on_path(t / "site")
+    _setitem(models.EMBEDDED, "demo", ([("lmsi_demo_model", f"data/part{i}.bin") for i in (1, 2)], "a demo"))
+    _setitem(models.EMBEDDED_SHA256, "demo", DEMO_PIN)
+    return ["model=embedded:demo", "backend=hf"]
+
+
+def _empty_choices_server(t: Path) -> list[str]:
+    server, url = start(EmptyChoices)
+    _UNDO.append(server.shutdown)
+    return ["backend=openai", f"openai.base_urls=[{url}]", "openai.retries=1"]
+
+
+def _llama_cpp_without_diskcache(t: Path) -> list[str]:
+    """llama-cpp-python installed without its dependencies (pip install --no-deps)."""
+    pkg = t / "site" / "llama_cpp"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("import diskcache  # noqa: F401\n")
+    for name in [k for k in sys.modules if k == "llama_cpp" or k.startswith("llama_cpp.")]:
+        _delitem(sys.modules, name)  # a llama_cpp imported earlier in this process would hide it
+    _setitem(sys.modules, "diskcache", None)  # None in sys.modules: `import diskcache` fails
+    _on_path(t / "site")
+    return ["backend=llamacpp", f"model={_tiny_gguf(t / 'm.gguf')}"]
 
 
 def _jsonl(path: Path, rows) -> str:
@@ -84,4 +169,15 @@ CASES = [
     ("wrong value type", lambda t: ["sample.m=eight"], "config key 'sample.m' must be int, got 'eight'"),
     ("unknown task", lambda t: ["data.task=gsm9k"], "unknown task 'gsm9k'"),
     ("eval split equal to the unlabeled split", lambda t: ["eval.split=train"], "contamination guard"),
+    (
+        "a server answering with empty choices",
+        _empty_choices_server,
+        "empty choices in the reply",
+    ),
+    ("an embedded model whose bytes are not the pinned ones", _tampered_embedded, f"but lmsi pins {DEMO_PIN}"),
+    (
+        "llama-cpp-python installed without its dependencies",
+        _llama_cpp_without_diskcache,
+        "No module named 'diskcache'; pip install diskcache",
+    ),
 ]

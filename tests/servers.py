@@ -55,6 +55,14 @@ class FakeCompletions(_Base):
         self._send(200, json.dumps({"choices": [{"index": i, "text": t} for i, t in enumerate(texts)]}).encode())
 
 
+class EmptyChoices(_Base):
+    """A completions server that answers every request with a well-formed reply holding no choices."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._send(200, b'{"id": "cmpl-0", "object": "text_completion", "choices": []}')
+
+
 class FaultProxy(_Base):
     """Forwards to `upstream`, but answers the k-th request with `faults[k]` when set:
     429, 500, 'reset' (close without a reply), 'garbage' (malformed JSON), 'empty' (a well-formed

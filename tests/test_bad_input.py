@@ -1,7 +1,7 @@
 """Every bad input gets one clear error (exit 2, no traceback) and leaves the run dir consistent."""
 
 import pytest
-from bad_input_cases import CASES
+from bad_input_cases import CASES, isolated
 from typer.testing import CliRunner
 
 from lmsi.cli import app
@@ -10,9 +10,10 @@ from lmsi.cli import app
 @pytest.mark.parametrize("name,build,needle", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gets_one_clear_error(tmp_path, name, build, needle):
     rd = tmp_path / "run"
-    r = CliRunner().invoke(
-        app, ["run", "-r", str(rd), "backend=fake", "data.limit=4", "eval.limit=2", *build(tmp_path)]
-    )
+    with isolated():
+        r = CliRunner().invoke(
+            app, ["run", "-r", str(rd), "backend=fake", "data.limit=4", "eval.limit=2", *build(tmp_path)]
+        )
     assert r.exit_code == 2, r.output
     assert needle in " ".join(r.output.split()), r.output
     assert "Traceback" not in r.output and len(r.output.strip().splitlines()) <= 3
