@@ -16,9 +16,15 @@ import sys
 
 import torch
 
+from ..config import ConfigError
 from .base import SamplingParams, cut_at_stop, pick_tokens
 
 _LOG_CALLBACK = None  # kept alive: llama.cpp holds a raw pointer to it
+
+
+class LlamaCppUnavailable(ConfigError, RuntimeError):
+    """llama-cpp-python is missing or does not import: an install to fix (or another backend to
+    pick), not a bug in lmsi (the CLI prints it as one line, exit 2)."""
 
 
 def llama_cpp_import_error() -> str | None:
@@ -66,7 +72,7 @@ class LlamaCppSampler:
     def __init__(self, model: str, batch_rows: int = 32, n_threads: int | None = None, **_):
         problem = llama_cpp_import_error()
         if problem:
-            raise RuntimeError(problem)
+            raise LlamaCppUnavailable(problem)
         import llama_cpp as L
 
         self.L = L

@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ..config import ConfigError
 from .base import SamplingParams, cut_at_stop
 
 # Servers differ in their sampling defaults (llama.cpp: top_k 40, min_p 0.05, repeat penalty
@@ -24,7 +25,12 @@ PLAIN_SAMPLING = {"top_k": 0, "min_p": 0.0, "repeat_penalty": 1.0}
 
 
 class RemoteError(RuntimeError):
-    pass
+    """One failed attempt: retried."""
+
+
+class ServerError(ConfigError, RuntimeError):
+    """The configured server did not serve a request in all its attempts, or refused it (HTTP 4xx):
+    the server or openai.* to fix, not a bug in lmsi (the CLI prints it as one line, exit 2)."""
 
 
 class _Endpoint:
@@ -86,7 +92,7 @@ class OpenAISampler:
                     if r.status_code == 429 or r.status_code >= 500:
                         raise RemoteError(f"HTTP {r.status_code}")
                     if r.status_code >= 400:  # a bad request will not get better by retrying
-                        raise ValueError(f"{ep.url}: HTTP {r.status_code}: {r.text[:300]}")
+                        raise ServerError(f"{ep.url}: HTTP {r.status_code}: {' '.join(r.text[:300].split())}")
                     texts = [c["text"] for c in sorted(r.json()["choices"], key=lambda c: c.get("index", 0))]
                     if not texts:  # no path in it: re-requesting at once would loop forever
                         raise RemoteError("empty choices in the reply")
@@ -95,16 +101,17 @@ class OpenAISampler:
                     with self._lock:
                         ep.failures, ep.served = 0, ep.served + 1
                     return texts
+                except ServerError:
+                    raise
                 except (self.requests.RequestException, RemoteError, KeyError, TypeError, ValueError) as e:
-                    if isinstance(e, ValueError) and str(e).startswith(ep.url):
-                        raise
-                    err = f"{ep.url}: {type(e).__name__}: {e}"[:300]
+                    what = str(e) if isinstance(e, RemoteError) else f"{type(e).__name__}: {e}"
+                    err = " ".join(f"{ep.url}: {what}".split())[:300]
                     with self._lock:
                         ep.failures += 1
                         if ep.failures >= 2:  # rest a failing endpoint; the others take its work
                             ep.rest_until = time.time() + min(30.0, 2.0**ep.failures)
             time.sleep(min(10.0, 0.2 * 2**attempt) * (0.5 + random.random()))
-        raise RemoteError(f"request failed after {self.retries + 1} attempts; last error: {err}")
+        raise ServerError(f"openai backend: request failed after {self.retries + 1} attempts; last error: {err}")
 
     def _paths(self, prompt: str, n: int, temperature: float, params: SamplingParams, seed: int) -> list[str]:
         out: list[str] = []
