@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import warnings
+from types import SimpleNamespace
 
 import pytest
 
@@ -123,3 +124,20 @@ def test_plain_lines_are_throttled(clean_env, monkeypatch, capsys):
     with progress.bar("sample", total=5, completed=5):  # a finished stage resumed: nothing to say
         pass
     assert capsys.readouterr().err == ""
+
+
+def test_trainer_step_lines_count_a_resumed_run_from_its_checkpoint(clean_env, monkeypatch, capsys):
+    monkeypatch.setattr(progress, "_interactive", lambda: True)
+    assert progress.trainer_callbacks() == []  # a terminal: the Trainer's own bar
+    monkeypatch.setattr(progress, "_interactive", lambda: False)
+    monkeypatch.setenv("LMSI_PROGRESS_EVERY", "0")
+    (cb,) = progress.trainer_callbacks()
+    state = SimpleNamespace(is_world_process_zero=True, max_steps=10, global_step=0)
+    cb.on_train_begin(None, state, None)  # the Trainer loads a resumed state after this
+    for step in (7, 8, 9, 10):
+        state.global_step = step
+        cb.on_step_end(None, state, None)
+    cb.on_train_end(None, state, None)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in lines] == ["train 7/10", "train 8/10", "train 9/10", "train 10/10"]
+    assert all(re.search(r"\((\S+/s), ETA \S+\)$", line) for line in lines), lines

@@ -17,6 +17,7 @@ from ..config import ConfigError
 from ..io import InputError
 from ..models import ModelError
 from ..pipeline import Pipeline
+from ..progress import quiet_libraries
 
 app = typer.Typer(
     help="Label-free self-improvement of language models (Huang et al., 2022).\n\n"
@@ -26,6 +27,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, soft_wrap=True)  # no hard line breaks inside paths and messages
+
+
+@app.callback()
+def _before_every_command() -> None:
+    # no docstring: typer would show it as the app's help
+    quiet_libraries()  # third-party bars and deprecation warnings, unless LMSI_VERBOSE=1
+
 
 CONFIG = typer.Option(None, "--config", "-c", help="YAML config file (see `lmsi config`).")
 RUN_DIR = typer.Option(None, "--run-dir", "-r", help="Run directory (default: from config, runs/default).")
