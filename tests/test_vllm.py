@@ -9,6 +9,7 @@ import types
 import pytest
 
 from lmsi.backends import SamplingParams, get_sampler
+from lmsi.config import ConfigError
 
 
 class _Params:
@@ -56,7 +57,7 @@ def test_plain_sampling_is_one_request_per_prompt(stand_in):
 
 def test_missing_vllm_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
-    with pytest.raises(RuntimeError, match="pip install vllm"):
+    with pytest.raises(ConfigError, match="pip install vllm"):
         get_sampler("vllm", "m")
 
 

@@ -125,13 +125,22 @@ def build_prompts(task: Task, samples: list[dict], cfg: BuildConfig, shots: int,
 BUILD_FILES = {"sft": "train.jsonl", "dpo": "pairs.jsonl", "grpo": "prompts.jsonl"}
 
 
-def run_build(task: Task, round_dir: Path, cfg: BuildConfig, shots: int, seed: int, method: str = "sft") -> list[dict]:
-    """Write the training file for `method` (BUILD_FILES) and return its rows."""
+def run_build(
+    task: Task,
+    round_dir: Path,
+    cfg: BuildConfig,
+    shots: int,
+    seed: int,
+    method: str = "sft",
+    out_dir: Path | None = None,
+) -> list[dict]:
+    """Write the training file for `method` (BUILD_FILES) into out_dir (default: the round's
+    folder; a training draw has its own) and return its rows."""
     samples = read_jsonl(round_dir / "samples.jsonl")
     if method == "grpo":
         rows = build_prompts(task, samples, cfg, shots, seed)
     else:
         build = build_pairs if method == "dpo" else build_rows
         rows = build(task, samples, read_jsonl(round_dir / "votes.jsonl"), cfg, shots, seed)
-    write_jsonl(round_dir / BUILD_FILES[method], rows)
+    write_jsonl((out_dir or round_dir) / BUILD_FILES[method], rows)
     return rows

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from .build import BUILD_FILES
 from .config import diff_configs
+from .evaluate import MODE_NAMES
 from .io import InputError, read_jsonl
-from .report import MODE_NAMES, cell_paired
+from .report import cell_paired
 from .rundir import RunDir
-from .stats import paired_gain, pseudo_label_stats
+from .stats import paired_gain, paired_gain_over_draws, pseudo_label_stats, spread
 
 
 def trained_round(run: RunDir, k: int = 0) -> int:
@@ -50,14 +51,16 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
         names = [run.round_dir(j).name for j in run.evaluated_rounds()]
         raise InputError(f"{run.path}: round {k} has no evaluation (rounds evaluated: {names})")
     k = trained_round(run, k)
-    rd, base = run.round_dir(k), run.path / "eval_base"
+    rd, base = run.draw_dir(k, run.chosen_draw(k)), run.path / "eval_base"  # the draw the run went on with
     method = cfg["train"]["method"]
     stages = run.stages
     before, after = run.summary(base), run.summary(rd / "eval")
-    votes = run.rows(rd, "votes")
+    votes = run.rows(run.round_dir(k), "votes")
     build_file = rd / BUILD_FILES.get(method, "train.jsonl")
     log = run.rows(rd, "train_log")
-    train_stage = stages.get(f"{rd.name}/train")
+    train_stage = stages.get(f"{rd.relative_to(run.path).as_posix()}/train")
+    draws = [run.summary(run.draw_dir(k, d) / "eval") for d in run.draws(k)]
+    greedy = [s["greedy_cot"]["accuracy"] for s in draws if "greedy_cot" in s]
     return {
         "name": run.path.name,
         "round": k,
@@ -73,6 +76,10 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
         "steps": max((h.get("step", 0) for h in log), default=None),
         "train_seconds": train_stage["seconds"] if train_stage else None,
         "total_seconds": run.seconds() if stages else None,
+        "draws": spread(greedy) if greedy else None,
+        "draw_gain": paired_gain_over_draws(
+            base / "greedy_cot.jsonl", [run.draw_dir(k, d) / "eval" / "greedy_cot.jsonl" for d in run.draws(k)]
+        ),
     }
 
 
@@ -89,6 +96,10 @@ def _cell_pseudo(p: dict | None) -> str:
         return "–"
     acc = "n/a" if p["pseudo_label_accuracy"] is None else f"{100 * p['pseudo_label_accuracy']:.1f}%"
     return f"{acc} ({p['kept']}/{p['questions']} kept)"
+
+
+def _cell_draws(s: dict | None) -> str:
+    return "–" if not s else f"{100 * s['mean']:.1f} ± {100 * s['sd']:.1f} ({s['n']})"
 
 
 def _secs(x: float | None) -> str:
@@ -110,6 +121,12 @@ def format_comparison(runs: list[dict]) -> str:
                 ["–"] + [cell_paired(paired_gain(runs[0]["greedy_file"], r["greedy_file"])) for r in runs[1:]],
             )
         )
+    if any(r["draws"] and r["draws"]["n"] > 1 for r in runs):  # several training draws: rank by their mean
+        means = [r["draws"]["mean"] if r["draws"] else -1.0 for r in runs]
+        order = sorted(range(len(runs)), key=lambda i: -means[i])
+        rows.append(("greedy CoT over training draws: mean ± sd (draws)", [_cell_draws(r["draws"]) for r in runs]))
+        rows.append(("greedy CoT paired Δ, averaged over draws", [cell_paired(r["draw_gain"]) for r in runs]))
+        rows.append(("rank by the draws' mean greedy CoT", [str(order.index(i) + 1) for i in range(len(runs))]))
     rows += [
         ("pseudo-label accuracy of kept questions", [_cell_pseudo(r["pseudo"]) for r in runs]),
         ("training set", ["–" if r["train_items"] is None else f"{r['train_items']} {r['item_kind']}" for r in runs]),

@@ -106,6 +106,13 @@ class TrainConfig:
         "seed. Another value is a second training draw on the same (borrowed) samples",
         ge=-1,
     )
+    draws: int = opt(
+        1,
+        "build/train draws per round on the same samples (train seeds +0..K-1), each evaluated: the report gives "
+        "their mean and spread; the next round samples with the draw that agrees most with itself on the eval "
+        "questions (no label read)",
+        ge=1,
+    )
     save_steps: int = opt(10, "checkpoint every N steps (weights, optimizer, RNG): a killed run resumes", ge=1)
     report_to: str = opt("none", "trainer metrics sink: none, tensorboard, mlflow, wandb")
     dpo_beta: float = opt(0.1, "dpo: how strongly the policy is held to the reference (base) model", gt=0.0)
@@ -331,20 +338,3 @@ def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             keys.append(f"{prefix}{k}: {a!r} -> {b!r}")
     return keys
-
-
-def describe(obj=None, prefix: str = "") -> str:
-    """A commented YAML of every key with its default and help."""
-    obj = obj or RunConfig()
-    lines = []
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        ind = "  " * prefix.count(".")
-        if dataclasses.is_dataclass(v):
-            lines.append(f"{ind}{f.name}:")
-            lines.append(describe(v, prefix + f.name + "."))
-        else:
-            lines.append(
-                f"{ind}{f.name}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.metadata.get('help', '')}"
-            )
-    return "\n".join(lines)

@@ -22,6 +22,12 @@ from .tasks import Example, Task
 from .vote import majority
 
 MODES = EVAL_MODES
+MODE_NAMES = {
+    "greedy_cot": "greedy CoT",
+    "sc": "self-consistency maj@m",
+    "direct": "direct answer",
+    "zeroshot_cot": "zero-shot CoT",
+}
 
 
 def prompt_format(mode: str) -> str:

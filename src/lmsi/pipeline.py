@@ -18,18 +18,19 @@ import time
 from .build import run_build
 from .config import ConfigError, RunConfig, diff_configs, load_config
 from .evaluate import run_eval
-from .io import InputError, Manifest, write_json, write_jsonl
+from .io import InputError, Manifest, write_json
 from .pool import DataPool
 from .rundir import CONFIG, RunDir
 from .runtime import Runtime
 from .sample import path_logprobs, run_sample
-from .selfgen import generate_questions, make_exemplars
+from .selfgen import run_exemplars, run_questions
 from .stats import agreement_stalled, probe_agreement
 from .tasks import Exemplar, task_from_data
 from .train import run_train
 from .vote import run_vote
 
-ROUND_STAGES = ("sample", "vote", "build", "train", "eval")
+ROUND_STAGES = ("sample", "vote", "select")
+DRAW_STAGES = ("build", "train", "eval")  # once per training draw (train.draws)
 RUN_STAGES = ("exemplars", "questions", "eval_base", "eval_student", "eval_only")
 NEEDS = {"vote": "sample", "build": "vote", "train": "build", "eval": "train"}
 
@@ -103,19 +104,30 @@ class Pipeline:
             self.run_dir.rmdir()
 
     # -- stages ---------------------------------------------------------
-    def stage(self, name: str, k: int = 1, force: bool = False) -> None:
-        key = name if name in RUN_STAGES else f"{self.round_dir(k).name}/{name}"
+    def _key(self, name: str, k: int, d: int = 0) -> str:
+        """The manifest key of a stage: eval_base, round_01/vote, round_01/build, round_01/draw_2/train."""
+        if name in RUN_STAGES:
+            return name
+        folder = self.rundir.draw_dir(k, d) if name in DRAW_STAGES else self.round_dir(k)
+        return f"{folder.relative_to(self.run_dir).as_posix()}/{name}"
+
+    def chosen(self, k: int) -> int:
+        """The training draw of round k that the loop continues with (see _select)."""
+        return self.rundir.chosen_draw(k)
+
+    def stage(self, name: str, k: int = 1, force: bool = False, d: int = 0) -> None:
+        key = self._key(name, k, d)
         if self.manifest.done(key) and not force:
             self.log(f"[skip] {key} (done)")
             return
         need = NEEDS.get(name)
-        if need and not self.manifest.done(f"{self.round_dir(k).name}/{need}"):
+        if need and not self.manifest.done(self._key(need, k, d)):
             raise InputError(f"stage {name!r} of round {k} needs stage {need!r} first (lmsi {need} or lmsi run)")
-        if name == "sample" and k > 1 and not self.manifest.done(f"{self.round_dir(k - 1).name}/train"):
+        if name == "sample" and k > 1 and not self.manifest.done(self._key("train", k - 1, self.chosen(k - 1))):
             raise InputError(f"round {k} samples with round {k - 1}'s model: finish round {k - 1} first")
         t = time.time()
         fn = getattr(self, f"_{name}")
-        info = (fn(k) if name in ROUND_STAGES else fn()) or {}
+        info = (fn(k, d) if name in DRAW_STAGES else fn(k) if name in ROUND_STAGES else fn()) or {}
         self.manifest.mark(key, time.time() - t, **info)
         self.log(f"[done] {key} in {time.time() - t:.0f}s")
 
@@ -158,45 +170,21 @@ class Pipeline:
         return self._evaluate(self.runtime.spec(0, student=True), self.run_dir / "eval_student")
 
     def _exemplars(self):
-        s, candidates = self.cfg.sample, self.data.exemplar_candidates
-        shots = max(s.shots, self.cfg.build.shots)
-        exemplars, rows = make_exemplars(
-            self.task,
-            self.sampler(self.runtime.spec(0)),
-            candidates,
-            self.cfg.selfgen.exemplar_m,
-            shots,
-            s.max_new_tokens,
-            self.cfg.seed,
-        )
-        if len(exemplars) < shots:
-            raise InputError(
-                f"self-generated exemplars: {len(exemplars)} usable of the {shots} shots needed, from "
-                f"{len(candidates)} candidate questions; give more unlabeled questions "
-                "or raise selfgen.exemplar_pool / sample.max_new_tokens"
-            )
-        write_jsonl(self.run_dir / "exemplar_votes.jsonl", rows)
-        write_json(self.run_dir / "exemplars.json", [e.__dict__ for e in exemplars])
+        sampler = self.sampler(self.runtime.spec(0))
+        info = run_exemplars(self.task, sampler, self.data.exemplar_candidates, self.cfg, self.run_dir)
         self._use_saved_exemplars()
-        return {"exemplars": len(exemplars), "mean_confidence": sum(r["confidence"] for r in rows) / len(rows)}
+        return info
 
     def _questions(self):
-        g = self.cfg.selfgen
         avoid = list(self.data.eval_examples)
         for split in self.task.split_names:  # every other split of the task may be evaluated on some day
             if split != self.task.resolve_split(self.cfg.data.split, "unlabeled"):
                 avoid += self.task.load(split)
-        sampler = self.sampler(self.runtime.spec(0))
-        kept, stats = generate_questions(
-            self.task, sampler, self.data.pool, avoid, g.generate, g.per_prompt, g.temperature, self.cfg.seed
-        )
-        if not kept:
-            raise InputError(f"self-generated questions: none passed the filters ({stats['rejected']})")
-        write_jsonl(self.run_dir / "questions_self.jsonl", [q.__dict__ for q in kept])
-        return stats
+        sampler, g = self.sampler(self.runtime.spec(0)), self.cfg.selfgen
+        return run_questions(self.task, sampler, self.data.pool, avoid, g, self.cfg.seed, self.run_dir)
 
     def _sample(self, k):
-        engine = self.runtime.sample_engine(self.runtime.spec(k - 1))
+        engine = self.runtime.sample_engine(self.runtime.spec(k - 1, draw=self.chosen(k - 1)))
         seed = self.cfg.seed + 1000 * (k - 1)
         rows = run_sample(self.task, engine, self.questions(k), self.round_dir(k), self.cfg.sample, seed)
         return {"questions": len(rows)}
@@ -214,25 +202,35 @@ class Pipeline:
         rows = [
             {"id": s["id"], "prompt": s["prompt"], "paths": s["completions"]} for s in self.rundir.rows(rd, "samples")
         ]
-        return path_logprobs(lambda: self.sampler(self.runtime.spec(k - 1)), rows, rd / "path_logprobs.jsonl")
+        sampler = lambda: self.sampler(self.runtime.spec(k - 1, draw=self.chosen(k - 1)))  # noqa: E731
+        return path_logprobs(sampler, rows, rd / "path_logprobs.jsonl")
 
-    def _train_seed(self, k):
+    def _train_seed(self, k, d=0):
         t = self.cfg.train.seed
-        return (self.cfg.seed if t < 0 else t) + k - 1
+        return (self.cfg.seed if t < 0 else t) + k - 1 + d
 
-    def _build(self, k):
-        b = self.cfg.build
-        rows = run_build(self.task, self.round_dir(k), b, b.shots, self._train_seed(k), self.cfg.train.method)
+    def _build(self, k, d):
+        b, out = self.cfg.build, self.rundir.draw_dir(k, d)
+        rows = run_build(self.task, self.round_dir(k), b, b.shots, self._train_seed(k, d), self.cfg.train.method, out)
         return {"rows": len(rows)}
 
-    def _train(self, k):
-        start = self.runtime.spec(k - 1 if self.cfg.loop.init == "previous" else 0, student=True)
-        model, tok = self.runtime.model(start)
+    def _train(self, k, d):
+        prev = k - 1 if self.cfg.loop.init == "previous" else 0
+        model, tok = self.runtime.model(self.runtime.spec(prev, student=True, draw=self.chosen(prev)))
         self.runtime.release()  # training mutates it
-        run_train(model, tok, self.round_dir(k), self.cfg.train, self._train_seed(k), task=self.task)
+        out = self.rundir.draw_dir(k, d)
+        run_train(model, tok, out, self.cfg.train, self._train_seed(k, d), task=self.task)
 
-    def _eval(self, k):
-        return self._evaluate(self.runtime.spec(k), self.round_dir(k) / "eval")
+    def _eval(self, k, d):
+        return self._evaluate(self.runtime.spec(k, draw=d), self.rundir.draw_dir(k, d) / "eval")
+
+    def _select(self, k):
+        """Which draw round k+1 samples with, chosen without labels: the highest agreement (mean
+        vote share of its self-consistency paths) on the eval questions; draw 0 without sc."""
+        agree = [probe_agreement(self.rundir.draw_dir(k, d) / "eval") for d in range(self.cfg.train.draws)]
+        best = 0 if None in agree else max(range(len(agree)), key=lambda d: (agree[d], -d))
+        self.log(f"round {k}: draw {best} goes on (agreement on the eval questions: {agree})")
+        return {"draw": best, "agreement": agree, "rule": "highest agreement on the eval questions"}
 
     # -- the loop -------------------------------------------------------
     def stop_reason(self, k: int) -> str | None:
@@ -268,8 +266,13 @@ class Pipeline:
             self.stage(name)
         loop = {"rounds_planned": c.loop.rounds, "rounds_done": 0, "stopped": None}
         for k in range(1, c.loop.rounds + 1):
-            for name in ("sample", "vote", "build", "train") + ("eval",) * has_eval:
-                self.stage(name, k)
+            self.stage("sample", k)
+            self.stage("vote", k)
+            for d in range(c.train.draws):
+                for name in ("build", "train") + ("eval",) * has_eval:
+                    self.stage(name, k, d=d)
+            if c.train.draws > 1:
+                self.stage("select", k)
             loop["rounds_done"] = k
             loop["stopped"] = self.stop_reason(k)
             if loop["stopped"]:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .evaluate import MODE_NAMES
 from .io import atomic_write_text
+from .plots import modes_in, plot_report
 from .rundir import RunDir
-from .stats import agreement_stalled, label_correct, paired_gain, probe_agreement, pseudo_label_stats
-
-MODE_NAMES = {
-    "greedy_cot": "greedy CoT",
-    "sc": "self-consistency maj@m",
-    "direct": "direct answer",
-    "zeroshot_cot": "zero-shot CoT",
-}
+from .stats import (
+    agreement_stalled,
+    paired_gain,
+    paired_gain_over_draws,
+    probe_agreement,
+    pseudo_label_stats,
+    spread,
+)
 
 
 def _fmt(s: dict | None, mode: str | None = None) -> str:
@@ -29,13 +31,9 @@ def _fmt(s: dict | None, mode: str | None = None) -> str:
     return f"{100 * s['accuracy']:.1f} [{100 * s['ci95'][0]:.0f}–{100 * s['ci95'][1]:.0f}]{f1}"
 
 
-def _modes(*summaries) -> list[str]:
-    return [m for m in MODE_NAMES if any(m in (s or {}) for s in summaries)]
-
-
 def format_table(before: dict | None, after: dict | None, label: str = "before") -> str:
     out = [f"| metric | {label} | after | Δ |", "|---|---|---|---|"]
-    for mode in _modes(before, after):
+    for mode in modes_in(before, after):
         b, a = (before or {}).get(mode), (after or {}).get(mode)
         delta = f"{100 * (a['accuracy'] - b['accuracy']):+.1f}" if a and b else "–"
         out.append(f"| {MODE_NAMES[mode]} | {_fmt(b)} | {_fmt(a)} | {delta} |")
@@ -44,24 +42,56 @@ def format_table(before: dict | None, after: dict | None, label: str = "before")
 
 # ---------------------------------------------------------------------------
 def collect_rounds(run: RunDir, task, threshold: float) -> list[dict]:
-    """One dict per round directory: its data stats, its model's eval and label-free agreement."""
+    """One dict per round directory: its data stats, its model's eval (the draw the loop went on
+    with) and label-free agreement, and the evaluated training draws."""
     rounds = []
     for k in run.rounds():
-        rd = run.round_dir(k)
-        votes = run.rows(rd, "votes")
+        votes, out = run.rows(run.round_dir(k), "votes"), run.draw_dir(k, run.chosen_draw(k))
         rounds.append(
             {
                 "k": k,
-                "eval": run.summary(rd / "eval"),
-                "probe": probe_agreement(rd / "eval"),
+                "eval": run.summary(out / "eval"),
+                "probe": probe_agreement(out / "eval"),
                 "data": pseudo_label_stats(votes, threshold, task) if votes else None,
-                "rows": len(run.rows(rd, "train")),
-                "log": run.rows(rd, "train_log"),
+                "rows": len(run.rows(out, "train")),
+                "log": run.rows(out, "train_log"),
                 "votes": votes,
                 "trained": run.trained(k),
+                "draws": [(d, run.draw_dir(k, d) / "eval") for d in run.draws(k)],
             }
         )
     return rounds
+
+
+def draws_section(base: Path, rounds: list[dict], modes: list[str]) -> list[str]:
+    """Rounds trained more than once on the same samples (train.draws): each metric's mean and
+    spread over the draws, and the per-item paired change averaged over draws."""
+    rows = []
+    for r in (r for r in rounds if len(r["draws"]) > 1):
+        for m in modes:
+            accs = [(RunDir.summary(e) or {}).get(m, {}).get("accuracy") for _, e in r["draws"]]
+            if None in accs:
+                continue
+            s = spread(accs)
+            p = paired_gain_over_draws(base / f"{m}.jsonl", [e / f"{m}.jsonl" for _, e in r["draws"]])
+            each = ", ".join(f"{100 * a:.1f}" for a in accs)
+            rows.append(
+                f"| {r['k']} | {MODE_NAMES[m]} | {s['n']} | {100 * s['mean']:.1f} ± {100 * s['sd']:.1f} ({each}) "
+                f"| {cell_paired(p)} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## Training draws (same samples, other build/train seeds)",
+        "",
+        "| round | metric | draws | mean ± sd (each draw) | paired Δ vs before, averaged over draws [95% CI] |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+        "The rounds table above shows the draw the loop went on with (chosen without labels: the highest "
+        "agreement on the eval questions).",
+        "",
+    ]
 
 
 def per_round_tables(before: dict | None, base_probe: float | None, rounds: list[dict], modes: list[str]) -> list[str]:
@@ -122,78 +152,6 @@ def rule_verdict(base_probe: float | None, rounds: list[dict], min_gain: float) 
     return f"Stop rule (agreement on the eval questions must rise by ≥ {min_gain}): {said}; " + (
         f"the best held-out greedy CoT was round {best}." if best is not None else "no held-out accuracy to compare."
     )
-
-
-def _plots(run: RunDir, before, rounds: list[dict], task) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    ax = axes[0]
-    models = [(0, before)] + [(r["k"], r["eval"]) for r in rounds if r["trained"] and r["eval"]]
-    for mode in _modes(*(s for _, s in models)):
-        pts = [(k, s[mode]) for k, s in models if s and mode in s]
-        xs = [k for k, _ in pts]
-        ax.plot(xs, [100 * s["accuracy"] for _, s in pts], "o-", label=MODE_NAMES[mode])
-        ax.fill_between(xs, [100 * s["ci95"][0] for _, s in pts], [100 * s["ci95"][1] for _, s in pts], alpha=0.12)
-    agree = [(r["k"] - 1, 100 * r["data"]["mean_confidence"]) for r in rounds if r["data"]]
-    if agree:
-        ax.plot(
-            [k for k, _ in agree],
-            [a for _, a in agree],
-            ":",
-            color="gray",
-            marker="s",
-            label="agreement, next round's questions",
-        )
-    probe = [
-        (k, 100 * p)
-        for k, p in [(0, probe_agreement(run.path / "eval_base"))] + [(r["k"], r["probe"]) for r in rounds]
-        if p is not None
-    ]
-    if probe:
-        ax.plot(
-            [k for k, _ in probe],
-            [a for _, a in probe],
-            "k--",
-            marker="D",
-            label="agreement, eval questions (label-free)",
-        )
-    ax.set_xlabel("round (0 = base model)")
-    ax.set_ylabel("% (accuracy with 95% CI)")
-    ax.set_ylim(0, 100)
-    ax.set_xticks(range(0, max([k for k, _ in models] + [k for k, _ in agree] + [1]) + 1))
-    ax.set_title("held-out accuracy per round")
-    ax = axes[1]
-    for r in rounds:
-        bins: dict[float, list[bool]] = {}
-        for v in r["votes"]:
-            ok = label_correct(v, task) if v["answer"] is not None else None
-            if ok is not None:
-                bins.setdefault(round(v["confidence"], 1), []).append(ok)
-        xs = sorted(bins)
-        if xs:
-            ax.plot(xs, [100 * sum(bins[x]) / len(bins[x]) for x in xs], "o-", label=f"round {r['k']}")
-    ax.set_xlabel("vote share of the majority answer")
-    ax.set_ylabel("pseudo-label correct (%)")
-    ax.set_ylim(-5, 105)
-    ax.set_title("confidence vs. pseudo-label accuracy")
-    ax = axes[2]
-    for r in rounds:
-        pts = [(h.get("step", i), h["loss"]) for i, h in enumerate(r["log"]) if "loss" in h]
-        if pts:
-            ax.plot(*zip(*pts), label=f"round {r['k']}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss")
-    ax.set_title("fine-tuning loss")
-    for a in axes:
-        if a.get_legend_handles_labels()[0]:
-            a.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(run.path / "report.png", dpi=100)
-    plt.close(fig)
 
 
 def _format_counts(rows: list[dict]) -> str:
@@ -276,13 +234,14 @@ def build_report(run_dir: Path) -> str:
     base_dir = run.base_eval
     if before and done:
         evals = [(r["k"], run.eval_dir(r["k"])) for r in done]
-        lines += paired_section(base_dir, evals, _modes(before, after))
+        lines += paired_section(base_dir, evals, modes_in(before, after))
+        lines += draws_section(base_dir, rounds, modes_in(before, after))
     loop = run.json("loop.json")
     if rounds:
         base_probe = probe_agreement(base_dir)
         lines += (
             ["## Rounds", ""]
-            + per_round_tables(student_before or before, base_probe, rounds, _modes(before, after))
+            + per_round_tables(student_before or before, base_probe, rounds, modes_in(before, after))
             + [""]
         )
         if loop and loop.get("stopped"):
@@ -292,7 +251,7 @@ def build_report(run_dir: Path) -> str:
             lines += [would, ""]
     last = next((r for r in reversed(rounds) if r["rows"]), None)
     if last:
-        rows = run.rows(run.round_dir(last["k"]), "train")
+        rows = run.rows(run.draw_dir(last["k"], run.chosen_draw(last["k"])), "train")
         lines += [f"Training formats in round {last['k']}: {_format_counts(rows)}.", ""]
     extras = []
     qs = run.stages
@@ -331,6 +290,6 @@ def build_report(run_dir: Path) -> str:
         ]
         lines += [f"| total | {sum(v['seconds'] for v in qs.values()):.0f} |", ""]
     lines += ["![report](report.png)", ""]
-    _plots(run, student_before or before, rounds, task)
+    plot_report(run, student_before or before, rounds, task)
     atomic_write_text(run.path / "report.md", "\n".join(lines))
     return table

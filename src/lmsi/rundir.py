@@ -121,6 +121,19 @@ class RunDir:
     def round_dir(self, k: int) -> Path:
         return self.path / f"round_{k:02d}"
 
+    def draw_dir(self, k: int, d: int = 0) -> Path:
+        """Round k's training draw d (train.draws): draw 0 lives in the round's folder, draw d in draw_D/."""
+        return self.round_dir(k) if d == 0 else self.round_dir(k) / f"draw_{d}"
+
+    def draws(self, k: int) -> list[int]:
+        """Round k's evaluated training draws."""
+        extra = sorted(int(p.name[5:]) for p in self.round_dir(k).glob("draw_[0-9]*"))
+        return [d for d in [0, *extra] if (self.draw_dir(k, d) / "eval" / "summary.json").exists()]
+
+    def chosen_draw(self, k: int) -> int:
+        """The draw whose model round k+1 samples with (0 unless the round had several draws)."""
+        return self.stages.get(f"round_{k:02d}/select", {}).get("draw", 0)
+
     def rounds(self) -> list[int]:
         return [int(d.name[-2:]) for d in sorted(self.path.glob("round_[0-9][0-9]"))]
 
@@ -130,9 +143,9 @@ class RunDir:
         student = self.path / "eval_student"
         return student if (student / "summary.json").exists() else self.path / "eval_base"
 
-    def eval_dir(self, k: int) -> Path:
-        """Where the model after round k was evaluated (k=0: the base model)."""
-        return self.path / "eval_base" if k == 0 else self.round_dir(k) / "eval"
+    def eval_dir(self, k: int, d: int | None = None) -> Path:
+        """Where the model after round k (draw d; default the chosen one) was evaluated (k=0: the base model)."""
+        return self.path / "eval_base" if k == 0 else self.draw_dir(k, self.chosen_draw(k) if d is None else d) / "eval"
 
     def evaluated_rounds(self) -> list[int]:
         return [k for k in self.rounds() if (self.eval_dir(k) / "summary.json").exists()]

@@ -21,11 +21,12 @@ class Runtime:
         self.cfg, self.run_dir, self.log = cfg, Path(run_dir), log
         self._loaded: dict[str, object] = {}
 
-    def spec(self, k: int, student: bool = False) -> str:
-        """The model after round k (k=0: the base model, or the student before training)."""
+    def spec(self, k: int, student: bool = False, draw: int = 0) -> str:
+        """The model after round k, training draw `draw` (k=0: the base model, or the student before training)."""
         if k == 0:
             return self.cfg.student if student and self.cfg.student else self.cfg.model
-        return str(self.run_dir / f"round_{k:02d}" / "model")
+        round_dir = self.run_dir / f"round_{k:02d}"
+        return str((round_dir / f"draw_{draw}" if draw else round_dir) / "model")
 
     def _trained(self, spec: str) -> bool:
         return spec.startswith(str(self.run_dir))

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 
 from .backends import Sampler, SamplingParams
+from .config import RunConfig, SelfGenConfig
+from .io import InputError, write_json, write_jsonl
 from .tasks import Example, Exemplar, Task
 from .tasks.overlap import find_overlap
 from .vote import majority
@@ -119,3 +122,34 @@ def make_exemplars(
     usable = [r for r in rows if r["answer"] is not None and r["reasoning"]]
     usable.sort(key=lambda r: -r["confidence"])  # stable: ties keep pool order
     return tuple(Exemplar(r["question"], r["reasoning"], r["answer"]) for r in usable[:k]), rows
+
+
+# ---------------------------------------------------------------------------
+# the stages: each writes its files into the run directory and returns the manifest's info
+def run_exemplars(task: Task, sampler: Sampler, candidates: list[Example], cfg: RunConfig, run_dir: Path) -> dict:
+    """exemplars.json (and exemplar_votes.jsonl) from the most agreed-on zero-shot answers."""
+    s = cfg.sample
+    shots = max(s.shots, cfg.build.shots)
+    exemplars, rows = make_exemplars(
+        task, sampler, candidates, cfg.selfgen.exemplar_m, shots, s.max_new_tokens, cfg.seed
+    )
+    if len(exemplars) < shots:
+        raise InputError(
+            f"self-generated exemplars: {len(exemplars)} usable of the {shots} shots needed, from "
+            f"{len(candidates)} candidate questions; give more unlabeled questions "
+            "or raise selfgen.exemplar_pool / sample.max_new_tokens"
+        )
+    write_jsonl(run_dir / "exemplar_votes.jsonl", rows)
+    write_json(run_dir / "exemplars.json", [e.__dict__ for e in exemplars])
+    return {"exemplars": len(exemplars), "mean_confidence": sum(r["confidence"] for r in rows) / len(rows)}
+
+
+def run_questions(
+    task: Task, sampler: Sampler, seeds: list[Example], avoid: list[Example], g: SelfGenConfig, seed: int, run_dir: Path
+) -> dict:
+    """questions_self.jsonl: the model's own unlabeled questions, written in the style of `seeds`."""
+    kept, stats = generate_questions(task, sampler, seeds, avoid, g.generate, g.per_prompt, g.temperature, seed)
+    if not kept:
+        raise InputError(f"self-generated questions: none passed the filters ({stats['rejected']})")
+    write_jsonl(run_dir / "questions_self.jsonl", [q.__dict__ for q in kept])
+    return stats

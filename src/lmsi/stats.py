@@ -35,6 +35,29 @@ def paired_gain(before: Path, after: Path) -> dict | None:
     return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": d.count(1), "lost": d.count(-1), "n": len(d)}
 
 
+def paired_gain_over_draws(before: Path, afters: list[Path]) -> dict | None:
+    """Like paired_gain, with each item's correctness after training averaged over the training
+    draws first (items missing from a draw are left out); the bootstrap resamples items."""
+    if not before.exists() or not afters or not all(a.exists() for a in afters):
+        return None
+    base = {r["id"]: int(r["correct"]) for r in read_jsonl(before)}
+    per_draw = [{r["id"]: int(r["correct"]) for r in read_jsonl(a)} for a in afters]
+    ids = [i for i in base if all(i in d for d in per_draw)]
+    if not ids:
+        return None
+    d = [sum(p[i] for p in per_draw) / len(per_draw) - base[i] for i in ids]
+    won, lost = sum(x > 0 for x in d), sum(x < 0 for x in d)
+    return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": won, "lost": lost, "n": len(d)}
+
+
+def spread(values: list[float]) -> dict:
+    """Mean, sample standard deviation, min and max of a metric over training draws."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return {"mean": mean, "sd": sd, "min": min(values), "max": max(values), "n": n}
+
+
 def label_correct(v: dict, task) -> bool | None:
     """Whether a vote's pseudo-label matches its gold answer (an archive stores only this verdict)."""
     if "label_correct" in v:

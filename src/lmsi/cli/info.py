@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
 import typer
 import yaml
 
-from ..config import describe
+from ..config import RunConfig
 from ..io import atomic_write_text
 from ..models import EMBEDDED
 from ..scale import accelerate_config
@@ -61,3 +62,20 @@ def models():
     for name, (parts, desc) in EMBEDDED.items():
         ok = all(importlib.util.find_spec(m) for m, _ in parts)
         print(f"embedded:{name:20s} {'installed' if ok else 'missing  '}  {desc}")
+
+
+def describe(obj=None, prefix: str = "") -> str:
+    """A commented YAML of every key with its default and help."""
+    obj = obj or RunConfig()
+    lines = []
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        ind = "  " * prefix.count(".")
+        if dataclasses.is_dataclass(v):
+            lines.append(f"{ind}{f.name}:")
+            lines.append(describe(v, prefix + f.name + "."))
+        else:
+            lines.append(
+                f"{ind}{f.name}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}  # {f.metadata.get('help', '')}"
+            )
+    return "\n".join(lines)

@@ -38,6 +38,11 @@ def run(
         None, "--engine", help="'ray': sample on a Ray cluster (engine=ray, see ray.*); default local."
     ),
     backend: str | None = typer.Option(None, "--backend", help="hf, llamacpp, openai, vllm or auto (backend=...)."),
+    draws: int | None = typer.Option(
+        None,
+        "--draws",
+        help="Build/train draws per round on the same samples (train.draws): the report gives their mean and spread.",
+    ),
     samples_from: Path | None = typer.Option(
         None,
         "--samples-from",
@@ -49,12 +54,14 @@ def run(
     Finished stages are skipped, so rerunning the same command resumes. Examples:\n
       lmsi run                                   # the default job\n
       lmsi run --rounds 3 -r runs/three          # iterate; report.md shows every round\n
+      lmsi run --draws 3 -r runs/draws           # three training draws on the same samples\n
       lmsi run --questions self --exemplars self # no human-written questions or exemplars\n
       lmsi run data.task=gsm8k sample.m=32 sample.max_new_tokens=256\n
       lmsi run -r runs/dpo train.method=dpo --samples-from runs/sft   # same samples, other method
     """
     extra = [f"loop.rounds={rounds}"] * (rounds is not None) + [f"student={student}"] * (student is not None)
     extra += [f"engine={engine}"] * (engine is not None) + [f"backend={backend}"] * (backend is not None)
+    extra += [f"train.draws={draws}"] * (draws is not None)
     for flag, value, key in (
         ("--questions", questions, "selfgen.questions"),
         ("--exemplars", exemplars, "selfgen.exemplars"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import TrainConfig
+from ..progress import trainer_callbacks
 from .common import (
     PREFERENCE_HINT,
     batch_shape,
@@ -40,6 +41,7 @@ def train_dpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
         args=args,
         processing_class=tok,
         train_dataset=dataset(pairs, ("prompt", "chosen", "rejected")),
+        callbacks=trainer_callbacks(),
         peft_config=lora_config(cfg)
         if cfg.adapter == "lora"
         else None,  # None + full: TRL copies the base as reference

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..backends.base import cut_at_stop
 from ..config import TrainConfig
+from ..progress import trainer_callbacks
 from ..tasks import Task
 from ..vote import majority
 from .common import PREFERENCE_HINT, common_args, dataset, lora_config, read_rows, resume_from, save_outputs
@@ -93,6 +94,7 @@ def train_grpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int, task: T
         args=args,
         processing_class=tok,
         train_dataset=dataset(prompts, ("prompt", "id", "choices")),
+        callbacks=trainer_callbacks(),
         peft_config=lora_config(cfg) if cfg.adapter == "lora" else None,
     )
     trainer.train(resume_from_checkpoint=resume_from(round_dir))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import TrainConfig
+from ..progress import trainer_callbacks
 from .common import batch_shape, common_args, lora_config, read_rows, resume_from, save_outputs
 
 
@@ -103,6 +104,7 @@ def train_sft(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
         args=args,
         train_dataset=tokenize_rows(tok, rows, cfg.max_length, weighted),
         data_collator=_collate(tok.pad_token_id),
+        callbacks=trainer_callbacks(),
     )
     trainer.train(resume_from_checkpoint=resume_from(round_dir))
     return save_outputs(model, tok, round_dir, cfg, trainer.state.log_history)
