@@ -200,7 +200,7 @@ class RunConfig:
     )
     backend: str = opt(
         "hf",
-        "sampler: hf (pure torch), llamacpp (GGUF models, pip install 'lmsi[llamacpp]'), "
+        "sampler: hf (pure torch), llamacpp (GGUF models; ./scripts/setup.sh builds it), "
         "openai (a server: see openai.*; it serves the base model, round models use hf), "
         "vllm (CUDA GPUs, pip install vllm), auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
         choices=["hf", "llamacpp", "openai", "vllm", "auto", "fake"],

@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from .backends import from_recipe
+from .backends.llama_probe import llama_cpp_import_error
 from .config import ConfigError, RunConfig
 from .fleet import RayFleet
 from .gguf_export import export_gguf
@@ -54,8 +55,12 @@ class Runtime:
         model only, so round models sample with hf."""
         backend = self.cfg.backend
         if backend == "auto":
-            has_llama = importlib.util.find_spec("llama_cpp") is not None
-            return "llamacpp" if has_llama and self._base_gguf(spec) else "hf"
+            if not importlib.util.find_spec("llama_cpp") or not self._base_gguf(spec):
+                return "hf"
+            broken = llama_cpp_import_error()
+            if broken:  # installed but unusable: say why, and sample with torch
+                self.log(f"sampler: hf ({broken})")
+            return "hf" if broken else "llamacpp"
         if backend == "openai" and self._trained(spec):
             self.log(f"sampler: hf for {spec} (the openai server serves the base model)")
             return "hf"
