@@ -306,45 +306,6 @@ def _grpo_log(model_dir, rd, prompts: list[dict], overrides: list[str]) -> list[
 COLOURS = ("red", "blue", "green", "gold")
 
 
-@pytest.fixture(scope="module")
-def answer_model_dir(tmp_path_factory):
-    """A tiny random Qwen2 whose vocabulary holds four whole answer statements (' The answer is 1.'
-    to ' 4.') beside ~40 byte-level pieces, so its random completions do state answers, and
-    different ones. initializer_range=0.2: at the default 0.02 the logits of a 32-wide model stay
-    within about +-0.6, and LoRA (embeddings and norms frozen) cannot make any answer likely
-    (measured there: mean reward of the first 5 -> last 5 steps 0.31 -> 0.29 at lr 0.01 over 20
-    steps, 0.34 -> 0.32 at lr 0.05 over 40)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
-    out = tmp_path_factory.mktemp("answer-model")
-    tk = Tokenizer(models.BPE())
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    corpus = [f"Q: pick {c} A: {w}" for c in COLOURS for w in ("hmm so", "so hmm")]
-    tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=40, special_tokens=["<|endoftext|>"]))
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    tok.add_tokens([f" The answer is {n}." for n in (1, 2, 3, 4)])
-    tok.save_pretrained(out)
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.eos_token_id,
-        tie_word_embeddings=True,
-        initializer_range=0.2,
-    )
-    Qwen2ForCausalLM(cfg).save_pretrained(out)
-    return out
-
-
 def test_grpo_learns_to_agree_with_its_own_majority(answer_model_dir, tmp_path, one_thread):
     """GRPO with the real majority reward: where a group's answers disagree there is a signal,
     and following it raises the group-agreement reward and changes the weights. (Before: on the
