@@ -60,3 +60,17 @@ def test_an_internal_error_is_a_bug_not_bad_input(tmp_path, monkeypatch):
     logs = list(rd.glob("error-*.log"))
     assert len(logs) == 1 and "Traceback" in logs[0].read_text() and "in broken" in logs[0].read_text()
     assert str(logs[0].name) in r.output  # the message points at the whole traceback
+
+
+def test_a_resume_clears_writes_torn_by_a_kill(tmp_path):
+    """atomic_write_text writes <name>.<random>.tmp and renames it; a kill between the two leaves
+    the temp file behind, and the next start of the run removes it."""
+    rd = tmp_path / "t"
+    assert runner.invoke(app, ["eval", "--task", "arith", "--limit", "2", "-r", str(rd), "backend=fake"]).exit_code == 0
+    torn = [rd / "manifest.json.k2j4_x1z.tmp", rd / "eval" / "sc.jsonl.abcd1234.tmp"]
+    for f in torn:
+        f.write_text("half")
+    keep = rd / "notes.tmp.txt"
+    keep.write_text("mine")
+    assert runner.invoke(app, ["eval", "--task", "arith", "--limit", "2", "-r", str(rd), "backend=fake"]).exit_code == 0
+    assert not any(f.exists() for f in torn) and keep.exists()
