@@ -205,7 +205,8 @@ def test_kill_nine_anywhere_then_resume_is_byte_identical(answer_model_dir, tmp_
     landed = {s: _count(kills, s) for s in STAGE_ORDER + ["report"]}
     print(f"survived {len(kills)} kills in {time.time() - t0:.0f}s: {landed}")
     print("work committed in the stage at each kill:", [(s.removeprefix("round_01/"), n) for s, n in kills])
-    print("temporary files the kills left behind:", sorted(str(p.relative_to(rd)) for p in rd.rglob("*.tmp")))
+    left = sorted(str(p.relative_to(rd)) for p in rd.rglob("*.tmp"))
+    assert not left, f"temporary files of writes the kills tore, not cleared by the resume: {left}"
     assert all(landed[s] > 0 for s in STAGE_ORDER), (
         f"{landed} (vote and build kills wait for the '[done] <stage>' line)"
     )

@@ -41,6 +41,7 @@ class Pipeline:
         self.rundir = RunDir(cfg.run_dir)
         self.run_dir = self.rundir.path
         self._check_config(force)
+        self.rundir.clear_torn_writes()
         self.manifest = Manifest(self.run_dir)
         self.task = task_from_data(cfg.data.task, vars(cfg.data))
         self.eval_task = task_from_data(cfg.eval.task, vars(cfg.data)) if cfg.eval.task else self.task

@@ -13,6 +13,7 @@ The saved config is written and read only here.
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from .tasks import Task, task_from_data
 
 CONFIG = "config.yaml"
 LEGACY_CONFIG = "config.json"  # runs before 2026-12 saved the config twice; archives keep both
+TORN = re.compile(r".+\.[A-Za-z0-9_]{8}\.tmp")  # mkstemp(prefix=name + ".", suffix=".tmp")
 # what opening a run writes before any stage has run (plus error-*.log from a failed start)
 OPENING_FILES = {CONFIG, LEGACY_CONFIG, "commands.txt", "contamination.json", "manifest.json"}
 
@@ -98,6 +100,14 @@ class RunDir:
             f.is_file() and f.relative_to(self.path).as_posix() not in OPENING_FILES and not f.name.startswith("error-")
             for f in self.path.rglob("*")
         )
+
+    def clear_torn_writes(self) -> list[Path]:
+        """Remove the temp files of atomic writes a kill interrupted (`<name>.<random>.tmp`, see
+        io.atomic_write_text); only one process works on a run directory at a time."""
+        torn = [f for f in self.path.rglob("*.tmp") if f.is_file() and TORN.fullmatch(f.name)]
+        for f in torn:
+            f.unlink(missing_ok=True)
+        return torn
 
     def seconds(self) -> float:
         return sum(s.get("seconds", 0) for s in self.stages.values())
