@@ -31,3 +31,16 @@ def test_round_models_sample_with_hf_when_an_openai_server_holds_the_base(tmp_pa
     assert r.recipe(r.spec(0))["backend"] == "openai"
     trained = r.recipe(r.spec(1, draw=2))
     assert trained["backend"] == "hf" and trained["spec"].endswith("round_01/draw_2/model")
+
+
+def test_dtype_auto_is_measured_once_per_run_and_kept_on_resume(tmp_path, monkeypatch):
+    """dtype=auto times bf16 against fp32; a resumed run must not pick the other one (its paths
+    would differ from the ones already committed)."""
+    picks = iter(["bfloat16", "float32"])
+    monkeypatch.setattr(rt, "pick_dtype", lambda dtype="auto": next(picks))
+    first, _ = _runtime(tmp_path)
+    assert first.dtype == "bfloat16"
+    resumed, _ = _runtime(tmp_path)
+    assert resumed.dtype == "bfloat16" and resumed.recipe("some/dir")["dtype"] == "bfloat16"
+    pinned, _ = _runtime(tmp_path / "other", "dtype=float32")
+    assert pinned.dtype == "float32"
