@@ -21,14 +21,14 @@ from pathlib import Path
 import yaml
 
 from .config import RunConfig, load_config, with_defaults
-from .io import InputError, Manifest, atomic_write_text, read_json, read_jsonl
+from .io import InputError, Manifest, atomic_write_text, read_json, read_jsonl, write_json
 from .tasks import Task, task_from_data
 
 CONFIG = "config.yaml"
 LEGACY_CONFIG = "config.json"  # runs before 2026-12 saved the config twice; archives keep both
 TORN = re.compile(r".+\.[A-Za-z0-9_]{8}\.tmp")  # mkstemp(prefix=name + ".", suffix=".tmp")
 # what opening a run writes before any stage has run (plus error-*.log from a failed start)
-OPENING_FILES = {CONFIG, LEGACY_CONFIG, "commands.txt", "contamination.json", "manifest.json"}
+OPENING_FILES = {CONFIG, LEGACY_CONFIG, "commands.txt", "contamination.json", "manifest.json", "resolved.json"}
 
 
 def slug(*parts: str) -> str:
@@ -122,6 +122,14 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / "commands.txt", "a") as f:
             f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}  {shlex.join(['lmsi', *argv])}\n")
+
+    def resolved(self, key: str, measure) -> str:
+        """A setting measured on this machine once (dtype=auto), then kept in resolved.json for the run's life."""
+        known = read_json(self.path / "resolved.json") or {}
+        if key not in known:
+            known[key] = measure()
+            write_json(self.path / "resolved.json", known)
+        return known[key]
 
     def json(self, rel: str) -> dict | list | None:
         """A JSON file lmsi wrote (loop.json, contamination.json, signal.json, ...), or None."""

@@ -14,7 +14,8 @@ from .backends.llama_probe import llama_cpp_import_error
 from .config import ConfigError, RunConfig
 from .fleet import RayFleet
 from .gguf_export import export_gguf
-from .models import gguf_file, load_model, resolve_model
+from .models import gguf_file, load_model, pick_dtype, resolve_model
+from .rundir import RunDir
 
 
 class Runtime:
@@ -32,12 +33,20 @@ class Runtime:
     def _trained(self, spec: str) -> bool:
         return spec.startswith(str(self.run_dir))
 
+    @property
+    def dtype(self) -> str:
+        """The config's dtype; `auto` is measured once per run and kept in resolved.json, so a
+        resumed run computes in the same precision as the stages before it."""
+        if self.cfg.dtype != "auto":
+            return self.cfg.dtype
+        return RunDir(self.run_dir).resolved("dtype", pick_dtype)
+
     def model(self, spec: str):
         """(model, tokenizer) for a spec."""
         if spec not in self._loaded:
             self._loaded.clear()
             self.log(f"loading model: {spec}")
-            self._loaded[spec] = load_model(spec, self.cfg.dtype, self.cfg.trust_remote_code)
+            self._loaded[spec] = load_model(spec, self.dtype, self.cfg.trust_remote_code)
         return self._loaded[spec]
 
     def release(self) -> None:
@@ -89,12 +98,12 @@ class Runtime:
             keys = ("base_urls", "served_model", "api_key_env", "concurrency", "timeout", "retries")
             return {"backend": backend, "spec": None, **{k: getattr(o, k) for k in keys}}
         if backend == "hf":
-            return {"backend": backend, "spec": spec, "batch_rows": c.sample.batch_rows, "dtype": c.dtype}
+            return {"backend": backend, "spec": spec, "batch_rows": c.sample.batch_rows, "dtype": self.dtype}
         if backend == "vllm":
             return {
                 "backend": backend,
                 "spec": resolve_model(spec),
-                "dtype": c.dtype,
+                "dtype": self.dtype,
                 "seed": c.seed,
                 "gpu_memory_utilization": c.sample.gpu_memory,
                 "trust_remote_code": c.trust_remote_code,
