@@ -1,4 +1,4 @@
-"""Studies and reports: `lmsi bench`, `signal`, `sweep`, `compare`, `results`, `archive`."""
+"""Studies and reports: `lmsi bench`, `signal`, `sweep`, `compare`, `results`, `archive`, `export`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from ..archive import archive_run
 from ..bench import run_bench, save_result
 from ..compare import compare_runs
+from ..export import export_model, push_to_hub
 from ..io import InputError, atomic_write_text
 from ..results import build_results
 from ..signal import run_signal
@@ -203,5 +204,38 @@ def archive(
         files = archive_run(run_dir, out)
         size = sum(f.stat().st_size for f in files)
         console.print(f"archived {len(files)} files ({size / 1e6:.2f} MB) to {out}")
+
+    guard(go)
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., metavar="RUN", help="An lmsi run directory with a trained round."),
+    out: Path = typer.Argument(..., metavar="OUT", help="The model folder to write."),
+    round_k: int | None = typer.Option(
+        None, "--round", min=1, help="The round whose model to export (default: the last trained round)."
+    ),
+    gguf: bool = typer.Option(
+        False, "--gguf", help="Also write model-q8_0.gguf for llama.cpp (llama and qwen2; needs a GGUF base model)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if it exists and is not empty."),
+    push: str | None = typer.Option(
+        None, "--push-to-hub", metavar="REPO_ID", help="Then upload OUT to the Hugging Face Hub (token: HF_TOKEN)."
+    ),
+):
+    """Export a round's model: a transformers folder (merged safetensors, tokenizer, generation
+    config) with a model card (README.md: base model, method, data, rounds, before/after accuracy
+    with CIs, the exact commands, the base model's licence), optionally a Q8_0 GGUF and an upload.
+
+    Example:\n
+      lmsi export runs/default export/default --gguf\n
+      lmsi export runs/default export/default --round 1 --force --push-to-hub me/model-lmsi
+    """
+
+    def go():
+        folder = export_model(run_dir, out, round_k, gguf, force, argv=sys.argv[1:], log=log)
+        console.print(f"exported: {folder}")
+        if push:
+            console.print(f"uploaded: {push_to_hub(folder, push)}")
 
     guard(go)
