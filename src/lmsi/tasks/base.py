@@ -5,6 +5,7 @@ A task's `answer_type` picks the extractor and the comparison:
   choice  a letter, "(B)" or the option's text; gold is a letter
   label   a phrase from `labels` (yes/no, NLI); gold is the canonical label
   text    the answer statement, DROP-normalised; exact match and token F1 against any gold
+  math    the last \\boxed{...} or stated answer, canonical LaTeX; equivalence by math-verify
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from .extract import (
     numbers_equal,
     token_f1,
 )
+from .mathans import extract_math, math_equal
 
 ZERO_SHOT_COT_CUE = "Let's think step by step."
 FORMATS = ("fewshot_cot", "fewshot_direct", "zeroshot_cot", "zeroshot_direct")
-ANSWER_TYPES = ("number", "choice", "yesno", "text")  # what a file:/hf: task may declare
+ANSWER_TYPES = ("number", "choice", "yesno", "text", "math")  # what a file:/hf: task may declare
 GOLD_SEP = "|"  # text tasks: several accepted gold answers joined by '|'
 
 
@@ -78,6 +80,8 @@ class Task:
     # -- prompts --------------------------------------------------------
     def show(self, answer: str) -> str:
         """How an answer is written after 'The answer is'."""
+        if self.answer_type == "math":
+            return f"\\boxed{{{answer}}}"
         return f"({answer})" if self.answer_type == "choice" else answer
 
     def prompt(self, question: str, fmt: str, shots: int) -> str:
@@ -117,6 +121,8 @@ class Task:
             return extract_choice(completion, len(choices) or 5, choices)
         if self.answer_type == "label":
             return extract_label(completion, self.labels)
+        if self.answer_type == "math":
+            return extract_math(completion)
         return extract_text(completion)
 
     def is_correct(self, pred: str | None, gold: str | None) -> bool:
@@ -124,6 +130,8 @@ class Task:
             return False
         if self.answer_type == "number":
             return numbers_equal(pred, gold)
+        if self.answer_type == "math":
+            return math_equal(pred, gold)
         if self.answer_type == "text":
             return any(normalize_text(pred) == normalize_text(g) for g in gold.split(GOLD_SEP))
         return pred == gold
@@ -138,4 +146,6 @@ class Task:
     def reasoning_of(completion: str) -> str:
         """The reasoning before 'The answer is', reused to build CoT training targets."""
         i = completion.lower().rfind("the answer is")
+        if i == -1 and (j := completion.rfind("\\boxed")) != -1:  # math: cut the sentence that boxes it
+            i = max(completion.rfind(". ", 0, j) + 1, completion.rfind("\n", 0, j), 0)
         return (completion[:i] if i != -1 else completion).strip()

@@ -168,3 +168,27 @@ DROP_EXEMPLARS = (
         "Sweden and Denmark",
     ),
 )
+
+# Competition-style problems (answer_type=math): worked reasoning, then a boxed final answer.
+COMPETITION_EXEMPLARS = (
+    Exemplar(
+        "A jar holds 3 red and 5 blue marbles. Two marbles are drawn without replacement. What is the probability that both are red?",
+        "The first draw is red with probability $\\frac{3}{8}$; then 2 red remain among 7, so the second is red with probability $\\frac{2}{7}$. Together $\\frac{3}{8} \\cdot \\frac{2}{7} = \\frac{6}{56} = \\frac{3}{28}$.",
+        "\\frac{3}{28}",
+    ),
+    Exemplar(
+        "Which real numbers $x$ satisfy $|2x - 1| \\le 5$? Give the answer in interval notation.",
+        "The inequality means $-5 \\le 2x - 1 \\le 5$, so $-4 \\le 2x \\le 6$ and $-2 \\le x \\le 3$. Both ends are included.",
+        "[-2, 3]",
+    ),
+    Exemplar(
+        "How far apart are the points $(1, -2)$ and $(5, 0)$ in the plane?",
+        "The differences are $5 - 1 = 4$ and $0 - (-2) = 2$, so the distance is $\\sqrt{4^2 + 2^2} = \\sqrt{20} = 2\\sqrt{5}$.",
+        "2\\sqrt{5}",
+    ),
+    Exemplar(
+        "Find all integers $n$ with $n^2 - 7n + 12 = 0$.",
+        "The left side factors as $(n - 3)(n - 4)$, which is zero when $n = 3$ or $n = 4$.",
+        "\\{3, 4\\}",
+    ),
+)

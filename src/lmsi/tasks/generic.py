@@ -3,7 +3,8 @@
     file:questions.jsonl         question_field=question answer_field=answer
     hf:openai/gsm8k:main         (needs `pip install lmsi[hf]`; split from data.split)
 
-answer_type is number | choice | yesno | text. Choices may be a list of strings, a list of
+answer_type is number | choice | yesno | text | math. A math gold is LaTeX (`\\frac{3}{4}`,
+`[0, 1)`) or a worked solution whose last `\\boxed{}` is the answer. Choices may be a list of strings, a list of
 {label, text}, a {label: [...], text: [...]} mapping or one '(A) x (B) y' string; a choice
 gold may be a letter, '(B)', a 0-based index or the option text.
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 from ..io import InputError
 from .base import ANSWER_TYPES, GOLD_SEP, Example, Task, with_choices
 from .data import read_records, take
-from .exemplars import COMMONSENSE_EXEMPLARS, MATH_EXEMPLARS, STRATEGY_EXEMPLARS
+from .exemplars import COMMONSENSE_EXEMPLARS, COMPETITION_EXEMPLARS, MATH_EXEMPLARS, STRATEGY_EXEMPLARS
 from .extract import normalize_number
+from .mathans import gold_math
 from .reading import DROP_EXEMPLARS, YES_NO
 
 MAX_QUESTION_CHARS = 50_000  # far past any benchmark question (DROP passages ~3k) and most context windows
@@ -26,6 +28,7 @@ _EXEMPLARS = {
     "choice": COMMONSENSE_EXEMPLARS,
     "yesno": STRATEGY_EXEMPLARS,
     "text": DROP_EXEMPLARS,
+    "math": COMPETITION_EXEMPLARS,
 }
 
 
@@ -152,6 +155,10 @@ class FileTask(Task):
             gold = normalize_number(str(raw).split("####")[-1])
             if gold is None:
                 raise InputError(f"{at}: field {self.af!r} is not a number: {raw!r}"[:200])
+        elif self.kind == "math":
+            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+                raise InputError(f"{at}: field {self.af!r} must be a LaTeX string or a number, got {raw!r}"[:200])
+            gold = gold_math(raw)
         elif self.kind == "yesno":
             gold = YES_NO.get(str(raw).strip().lower()) if not isinstance(raw, bool) else ("yes" if raw else "no")
             if gold is None:
