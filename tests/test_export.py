@@ -121,7 +121,7 @@ def test_export_errors_are_one_line(run_dir, tmp_path, monkeypatch):
     shutil.copy(run_dir / "config.yaml", fresh)
     shutil.copytree(run_dir / "eval_base", fresh / "eval_base")
     _one_line_error(runner.invoke(app, ["export", str(fresh), str(out)]), "no round has trained a model")
-    _one_line_error(runner.invoke(app, ["export", str(tmp_path / "none"), str(out)]), "not an lmsi run")
+    _one_line_error(runner.invoke(app, ["export", str(tmp_path / "none"), str(out)]), "is this an lmsi run")
     assert not out.exists() and not (tmp_path / "out.tmp").exists()
     # no network here: the upload fails with one line, and the exported folder is kept whole
     import huggingface_hub.constants

@@ -9,7 +9,6 @@ optionally an upload to the Hugging Face Hub.
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 from pathlib import Path
@@ -40,7 +39,7 @@ def base_spec(cfg: dict) -> str:
 
 def pick_round(run: RunDir, round_k: int | None) -> int:
     """The round to export: the one asked for, else the last round that trained a model."""
-    have = [k for k in run.rounds() if (run.draw_dir(k, run.chosen_draw(k)) / "model" / "config.json").exists()]
+    have = [k for k in run.rounds() if any((run.draw_dir(k, run.chosen_draw(k)) / "model").glob("*.safetensors"))]
     if round_k is None:
         if not have:
             raise InputError(f"{run.path}: no round has trained a model yet; run `lmsi run -r {run.path}` first")
@@ -66,7 +65,7 @@ def _front_matter_licence(readme: Path) -> str | None:
 
 def base_licence(spec: str) -> str:
     """The base model's licence: known for the embedded models, else read from the GGUF's
-    general.license, the folder's README front matter or config.json, else a pointer to the model."""
+    general.license or the model folder's README front matter, else a pointer to the model."""
     if spec.startswith("embedded:"):
         return EMBEDDED_LICENCES.get(spec.split(":", 1)[1], UNKNOWN_LICENCE)
     path = Path(spec).expanduser()
@@ -76,9 +75,7 @@ def base_licence(spec: str) -> str:
         field = gguf.GGUFReader(str(path)).fields.get("general.license")
         return str(field.contents()) if field else UNKNOWN_LICENCE
     if path.is_dir():
-        found = _front_matter_licence(path / "README.md")
-        config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
-        return found or config.get("license") or UNKNOWN_LICENCE
+        return _front_matter_licence(path / "README.md") or UNKNOWN_LICENCE
     return UNKNOWN_LICENCE
 
 
@@ -90,9 +87,11 @@ def _copy_model(src: Path, dst: Path) -> None:
             shutil.copy2(f, dst / f.name)
     if not list(dst.glob("*.safetensors")):
         raise InputError(f"{src}: no safetensors weights to export")
-    if not (dst / "generation_config.json").exists():
-        from transformers import AutoConfig, GenerationConfig
+    from transformers import AutoConfig, GenerationConfig
 
+    try:
+        GenerationConfig.from_pretrained(dst)  # saved with the model (save_outputs)
+    except OSError:
         GenerationConfig.from_model_config(AutoConfig.from_pretrained(dst)).save_pretrained(dst)
 
 
@@ -156,7 +155,7 @@ def model_card(run: RunDir, k: int, licence: str, argv: list[str] | None = None,
         "",
         "## Files",
         "",
-        "- `*.safetensors`, `config.json`, tokenizer files, `generation_config.json`: "
+        "- the merged weights (`*.safetensors`), model config, tokenizer and generation config: "
         "`AutoModelForCausalLM.from_pretrained(<this folder>)`",
         *(
             [f"- `{GGUF_NAME}`: Q8_0 GGUF for llama.cpp (metadata and tokenizer of the base model's GGUF)"]
@@ -191,12 +190,10 @@ def export_model(
 ) -> Path:
     """Write OUT (via OUT.tmp, renamed at the end) and return it."""
     run, out = RunDir(run_dir), Path(out)
-    if not run.has_config():
-        raise InputError(f"{run_dir}: not an lmsi run directory (no config.yaml)")
+    base = base_spec(run.config)  # InputError if RUN holds no saved config
     k = pick_round(run, round_k)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise InputError(f"{out} exists and is not empty; pass --force to replace it")
-    base = base_spec(run.config)
     base_gguf = gguf_file(base) if gguf else None
     if gguf and base_gguf is None:
         raise InputError(
