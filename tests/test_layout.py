@@ -4,6 +4,7 @@ lmsi's own imports at the top of files, and one reader of a run's saved config."
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import subprocess
 import sys
@@ -98,3 +99,39 @@ def test_only_the_run_reader_opens_a_saved_config():
         if p.name not in allowed and ("config.yaml" in p.read_text() or "config.json" in p.read_text())
     ]
     assert not hits, f"modules naming a run's saved config file: {hits}"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_imported_library_is_declared():
+    """What the package imports comes from its own declared dependencies (or the extra named
+    for it), not transitively from another package's."""
+    import importlib.metadata
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_norm(re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0]) for d in project["dependencies"]}
+    extras = {
+        _norm(re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0])
+        for ds in project["optional-dependencies"].values()
+        for d in ds
+    }
+    roots = set()
+    for p in MODULES:
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                roots |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                roots.add(node.module.split(".")[0])
+    third = sorted(r for r in roots if r not in sys.stdlib_module_names and r != "lmsi")
+    dists = importlib.metadata.packages_distributions()
+    optional = {"vllm", "ray", "llama_cpp"}  # behind extras, with a clear error when missing
+    missing = []
+    for mod in third:
+        names = {_norm(d) for d in dists.get(mod, [mod])}
+        pool = declared | (extras if mod in optional else set())
+        if not names & pool:
+            missing.append(f"{mod} ({', '.join(sorted(names))})")
+    assert not missing, f"imported but not declared in pyproject: {missing}"

@@ -53,7 +53,7 @@ def tasks():
     print(
         "file:PATH      any jsonl/json/csv/tsv or saved datasets folder (data.question_field, answer_field, choices_field, answer_type)"
     )
-    print("hf:ID[:CONFIG] a Hugging Face hub dataset (pip install 'lmsi[hf]')")
+    print("hf:ID[:CONFIG] a Hugging Face hub dataset (needs network)")
 
 
 @app.command()

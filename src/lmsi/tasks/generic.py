@@ -1,7 +1,7 @@
 """Any dataset as a task: a JSONL/JSON/CSV/TSV file, a saved `datasets` folder, or a hub id.
 
     file:questions.jsonl         question_field=question answer_field=answer
-    hf:openai/gsm8k:main         (needs `pip install lmsi[hf]`; split from data.split)
+    hf:openai/gsm8k:main         (needs network; split from data.split)
 
 answer_type is number | choice | yesno | text | math. A math gold is LaTeX (`\\frac{3}{4}`,
 `[0, 1)`) or a worked solution whose last `\\boxed{}` is the answer. Choices may be a list of strings, a list of
@@ -97,7 +97,7 @@ class FileTask(Task):
             try:
                 import datasets
             except ImportError:
-                raise InputError("hub datasets need the `datasets` package: pip install 'lmsi[hf]'") from None
+                raise InputError("hub datasets need the `datasets` package: pip install datasets") from None
             ident, _, config = self.spec[3:].partition(":")
             ds = datasets.load_dataset(ident, config or None, split=split)
             return f"{ident}[{split}]", [(i, dict(r)) for i, r in enumerate(ds)]
