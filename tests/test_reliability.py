@@ -189,8 +189,13 @@ def test_kill_nine_anywhere_then_resume_is_byte_identical(answer_model_dir, tmp_
                 config = rd / "config.yaml"
                 here = _running(rd) if config.exists() and config.stat().st_mtime >= started else None
                 if deadline is None and here is not None and _index(here) >= _index(target):
-                    if here != target or not _count(kills, target) or _committed(rd, target) > committed:
+                    if here != target or not _count(kills, target):
                         deadline = time.time() + rng.uniform(0, seconds[target] / QUOTA[target])
+                    elif _committed(rd, target) > committed:
+                        # a resume has committed more work: strike within 50 ms, so the next
+                        # resume starts from it (a delay scaled to the uninterrupted run's stage
+                        # time let a faster attempt finish the stage first under changing load)
+                        deadline = time.time() + rng.uniform(0, 0.05)
                 if deadline is not None and (here != target or time.time() >= deadline):
                     break
                 time.sleep(0.005)
