@@ -9,9 +9,8 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
     from lmsi.tasks import get_task
 
@@ -28,22 +27,7 @@ def tiny_model_dir(tmp_path_factory):
         ),
     )
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    tok.save_pretrained(out)
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.eos_token_id,
-        tie_word_embeddings=True,
-    )
-    Qwen2ForCausalLM(cfg).save_pretrained(out)
-    return out
+    return _tiny_qwen2(out, tok, max_position_embeddings=2048)
 
 
 @pytest.fixture(scope="session")
@@ -57,9 +41,8 @@ def answer_model_dir(tmp_path_factory):
     small corpus and drops the others from a prompt. Used by the GRPO test (test_methods.py) and the
     kill -9 test (test_reliability.py), whose `backend=hf` runs need confident votes to build a
     training set."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
     out = tmp_path_factory.mktemp("answer-model")
     tk = Tokenizer(models.BPE())
@@ -69,6 +52,14 @@ def answer_model_dir(tmp_path_factory):
     tk.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=40, special_tokens=["<|endoftext|>"]))
     tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     tok.add_tokens([f" The answer is {n}." for n in (1, 2, 3, 4)])
+    return _tiny_qwen2(out, tok, max_position_embeddings=64, initializer_range=0.2)
+
+
+def _tiny_qwen2(out, tok, **extra):
+    """A 2-layer, 32-wide random Qwen2 for `tok`, seeded, saved into `out` beside the tokenizer."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
     tok.save_pretrained(out)
     torch.manual_seed(0)
     cfg = Qwen2Config(
@@ -78,11 +69,10 @@ def answer_model_dir(tmp_path_factory):
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=64,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.eos_token_id,
         tie_word_embeddings=True,
-        initializer_range=0.2,
+        **extra,
     )
     Qwen2ForCausalLM(cfg).save_pretrained(out)
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from test_rounds import TINY as ROUNDS_TINY
 from typer.testing import CliRunner
 
 from lmsi.cli import app
@@ -13,18 +14,7 @@ from lmsi.rundir import RunDir
 from lmsi.stats import paired_gain_over_draws, spread
 
 runner = CliRunner()
-TINY = [
-    "data.limit=3",
-    "sample.m=3",
-    "sample.max_new_tokens=8",
-    "eval.limit=3",
-    "eval.sc_m=2",
-    "train.batch_size=2",
-    "build.threshold=0.0",
-    "backend=fake",
-    "loop.questions=same",
-    "loop.stop=false",
-]
+TINY = [*ROUNDS_TINY, "loop.questions=same", "loop.stop=false"]
 
 
 def _jsonl(path, rows):
