@@ -84,7 +84,9 @@ SC_TEMPERATURE = 0.7  # self-consistency paths, as in the paper (top_p stays at 
 
 
 def _groups(modes: list[str]) -> list[tuple[str, list[str]]]:
-    """Modes that share one generation pass: greedy CoT rides as the first path of the sc batch."""
+    """Modes that share one generation pass: greedy CoT rides as the first path of each sc call
+    (one committed chunk holds both); backends that can decode it batch-invariantly (hf: apart
+    from the sampled paths, see Sampler.generate), so its text is the same without sc."""
     out = []
     cot = [m for m in ("greedy_cot", "sc") if m in modes]
     if cot:

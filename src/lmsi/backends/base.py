@@ -14,7 +14,7 @@ class SamplingParams:
     max_new_tokens: int = 256
     stop: tuple[str, ...] = field(default_factory=tuple)
     seed: int = 0
-    # first of the n completions per prompt is greedy: greedy CoT and maj@m share one batch
+    # first of the n completions per prompt is greedy: greedy CoT and maj@m share one call
     greedy_first: bool = False
 
 
@@ -25,6 +25,13 @@ class Sampler(Protocol):
         """Return `params.n` completions for each prompt, each cut before its first stop string.
 
         `progress`, if given, is called with the number of prompts finished so far.
+
+        Greedy rows (temperature 0; the first path under greedy_first) should not depend on
+        the other prompts or paths of the call, so that a config changing the batch (modes,
+        sc_m, batch_rows, a resumed chunk) cannot move a greedy score. hf guarantees it on a
+        device with deterministic kernels (backends/hf.py), fake trivially. llamacpp does not:
+        its kernels are not batch-invariant. vllm and openai servers batch requests as they
+        please: no guarantee; compare their greedy scores only between runs set up alike.
         """
         ...
 

@@ -1,17 +1,49 @@
 """Pure-torch sampler: the shared few-shot prefix is prefilled once, each prompt once, and
 its KV cache is shared by all n paths.
 
-Rows from several prompts decode together in one batch (left-padded cache), and rows that
-hit a stop string or EOS leave the batch at once, so no compute goes to finished paths.
+Sampled rows from several prompts decode together in one batch (left-padded cache), and rows
+that hit a stop string or EOS leave the batch at once, so no compute goes to finished paths.
+
+Greedy rows (temperature 0; the first path under greedy_first) are decoded apart so that their
+text depends on their prompt alone, not on the other prompts or paths of a call (modes, sc_m,
+batch_rows or a resumed chunk must not move a greedy score). A batched row's floats depend on
+the batch: GEMM kernels change with the row count, padding moves a row's keys within
+attention's reductions. So a greedy prompt is prefilled alone (its head, through the last blank
+line, in one cached pass), then decodes in one of GREEDY_ROWS slots: a finished slot takes the
+next prompt, empty slots decode a dummy token, so every step has one shape, and attention reads
+each slot's keys alone. At one shape GEMM rows are computed independently: on a device whose
+kernels are deterministic, a prompt's greedy text is the same in any batch.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from ..models import load_model
 from .base import SamplingParams, cut_at_stop, pick_tokens
+
+GREEDY_ROWS = 32  # rows of every greedy decode step; greedy text depends on it, so it is fixed
+ROWWISE = "lmsi_rowwise"
+
+
+def _rowwise_attention(module, query, key, value, attention_mask, scaling=None, sliding_window=None, **_):
+    """One decode step's softmax attention, each row over its own keys alone: key and value
+    hold one [1, kv_heads, len, dim] view per row (None: empty slot), so a row's numbers never
+    depend on the other rows' lengths. The mask is unused (one query sees all its keys)."""
+    out = torch.zeros_like(query)  # [rows, heads, 1, dim]
+    for r, (k, v) in enumerate(zip(key, value)):
+        if k is not None:
+            k, v = (k, v) if not sliding_window else (k[:, :, -sliding_window:], v[:, :, -sliding_window:])
+            out[r : r + 1] = F.scaled_dot_product_attention(query[r : r + 1], k, v, scale=scaling, enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+AttentionInterface.register(ROWWISE, _rowwise_attention)
 
 
 class HFSampler:
@@ -22,17 +54,20 @@ class HFSampler:
             model, tokenizer = load_model(model)
         self.model, self.tok = model, tokenizer
         self.batch_rows = batch_rows
-        self._prefix_key, self._prefix = None, None
-        eos = {tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)}
-        flat = set()
-        for e in eos:
-            flat.update(e if isinstance(e, (list, tuple)) else [e])
-        self.eos = {x for x in flat if x is not None}
+        self._prefixes: dict[tuple, list] = {}  # KV of recent shared prefixes (greedy heads, sampled batches)
+        eos = [tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)]
+        self.eos = {x for e in eos for x in (e if isinstance(e, (list, tuple)) else [e]) if x is not None}
         self.dev = getattr(model, "device", torch.device("cpu"))
 
-    # ------------------------------------------------------------------
     @torch.inference_mode()
     def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[str]]:
+        if params.temperature <= 0 or params.n == params.greedy_first:  # greedy rows only
+            return [[t] * params.n for t in self._greedy(prompts, params, progress)]
+        greedy = self._greedy(prompts, params) if params.greedy_first else None
+        out = self._sample(prompts, replace(params, n=params.n - params.greedy_first, greedy_first=False), progress)
+        return [[g, *o] for g, o in zip(greedy, out)] if greedy else out
+
+    def _sample(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[str]]:
         gen = torch.Generator(device=self.dev).manual_seed(params.seed)
         out: list[list[str]] = [[] for _ in prompts]
         per_chunk = max(1, self.batch_rows // params.n)
@@ -49,17 +84,86 @@ class HFSampler:
                 progress(done)
         return out
 
-    def _prefix_kv(self, ids: list[int]):
-        """KV of the shared few-shot prefix, computed once and reused across calls."""
-        from transformers import DynamicCache
+    def _greedy(self, prompts: list[str], params: SamplingParams, progress=None) -> list[str]:
+        """Each prompt's greedy text, the same whichever prompts share the call (module doc)."""
+        ids = [self.tok(p, add_special_tokens=False).input_ids for p in prompts]
+        slot: list[int | None] = [None] * GREEDY_ROWS  # the prompt each slot decodes
+        tokens: list[list[int]] = [[] for _ in prompts]
+        todo, cache, done = list(range(len(prompts)))[::-1], None, 0
+        while True:
+            for j in range(GREEDY_ROWS):
+                while slot[j] is None and todo:  # admit the next prompt; it may finish at once
+                    r = todo.pop()
+                    kv, logits = self._prefill_alone(prompts[r], ids[r])
+                    cache = cache or _RowsCache(kv, GREEDY_ROWS, max(map(len, ids)) + params.max_new_tokens)
+                    cache.load(j, kv)
+                    slot[j] = None if self._take(tokens[r], int(logits.argmax()), params) else r
+                    cache.live[j] = slot[j] is not None
+                    done += slot[j] is None
+            if progress and done:
+                progress(done)
+            if all(r is None for r in slot):
+                break
+            picks = self._rowwise_step(cache, [tokens[r][-1] if r is not None else 0 for r in slot])
+            for j, r in enumerate(slot):
+                if r is not None and self._take(tokens[r], picks[j], params):
+                    slot[j], cache.live[j] = None, False
+                    done += 1
+        return [cut_at_stop(self.tok.decode(t), params.stop)[0] for t in tokens]
 
+    def _take(self, tokens: list[int], t: int, params: SamplingParams) -> bool:
+        """Append token t to a row; whether the row is finished (EOS, a stop string, the cap)."""
+        if t in self.eos:
+            return True
+        tokens.append(t)
+        tail = self.tok.decode(tokens[-8:])  # stop strings can span tokens, so check the decoded tail
+        return len(tokens) >= params.max_new_tokens or any(s in tail for s in params.stop)
+
+    def _head_len(self, prompt: str, ids: list[int]) -> int:
+        """Tokens of the prompt's head (through its last blank line: the few-shot exemplars,
+        shared by every prompt of an evaluation); a function of this prompt alone."""
+        cut = prompt.rfind("\n\n") + 2
+        head = self.tok(prompt[:cut], add_special_tokens=False).input_ids if cut > 1 else []
+        n = 0
+        while n < min(len(head), len(ids) - 1) and head[n] == ids[n]:
+            n += 1
+        return n
+
+    def _prefill_alone(self, prompt: str, ids: list[int]):
+        """One prompt's KV and last logits: its head's KV (one pass, cached), then the rest."""
+        h = self._head_len(prompt, ids)
+        cache = DynamicCache(config=self.model.config)
+        head = self._prefix_kv(ids[:h]) if h else [(None, None)] * self.model.config.num_hidden_layers
+        cache.layers = [_BufferedLayer(k, v, len(ids) - h) for k, v in head]
+        x, pos = torch.tensor([ids[h:]], device=self.dev), torch.arange(h, len(ids), device=self.dev)[None]
+        res = self.model(input_ids=x, position_ids=pos, cache=cache, use_cache=True, logits_to_keep=1)
+        return [(layer.keys, layer.values) for layer in res.cache.layers], res.logits[0, -1].float()
+
+    def _rowwise_step(self, cache: _RowsCache, last: list[int]) -> list[int]:
+        """One greedy decode step of every slot (empty ones too: the shape never changes)."""
+        cfg, x = self.model.config, torch.tensor(last, device=self.dev)[:, None]
+        cache.pos = torch.tensor(cache.len, device=self.dev)
+        unused = torch.ones(len(last), 1, 1, 1, dtype=torch.bool, device=self.dev)  # a 4D mask skips mask building
+        before, cfg._attn_implementation = cfg._attn_implementation, ROWWISE
+        try:
+            res = self.model(
+                input_ids=x, position_ids=cache.pos[:, None], attention_mask=unused, cache=cache, use_cache=True
+            )
+        finally:
+            cfg._attn_implementation = before
+        cache.len = [n + live for n, live in zip(cache.len, cache.live)]
+        return res.logits[:, -1].argmax(-1).tolist()
+
+    def _prefix_kv(self, ids: list[int]):
+        """KV of a shared few-shot prefix, computed in one pass and reused across calls."""
         key = tuple(ids)
-        if self._prefix_key != key:
+        if key not in self._prefixes:
             cache = DynamicCache(config=self.model.config)
             self.model(input_ids=torch.tensor([ids], device=self.dev), cache=cache, use_cache=True, logits_to_keep=1)
-            self._prefix_key = key
-            self._prefix = [(layer.keys, layer.values) for layer in cache.layers]
-        return self._prefix
+            if len(self._prefixes) >= 4:
+                self._prefixes.pop(next(iter(self._prefixes)))
+            self._prefixes[key] = [(layer.keys, layer.values) for layer in cache.layers]
+        return self._prefixes[key]
 
     @torch.inference_mode()
     def score(self, prompt: str, completions: list[str]) -> list[float]:
@@ -84,8 +188,6 @@ class HFSampler:
         Row r's cache is [prefix | padding | suffix_r]; the attention mask hides the padding,
         so one forward pass replaces a pass per prompt (bigger, faster GEMMs on CPU).
         """
-        from transformers import DynamicCache
-
         lcp = min(len(x) for x in all_ids) - 1  # every prompt keeps >= 1 token to prefill
         lcp = lcp if shared is None else min(lcp, shared)  # scoring needs logits from `shared` on
         for i in range(lcp):
@@ -128,25 +230,16 @@ class HFSampler:
             lengths = lengths.repeat_interleave(n)
             mask = mask.repeat_interleave(n, 0)
         rows = logits.shape[0]
-        greedy = torch.zeros(rows, dtype=torch.bool, device=self.dev)
-        if params.greedy_first:
-            greedy[::n] = True
+        no_greedy = torch.zeros(rows, dtype=torch.bool, device=self.dev)  # greedy rows go to _greedy
         alive = torch.arange(rows, device=self.dev)  # original row index of each live batch row
         tokens: list[list[int]] = [[] for _ in range(rows)]
-        texts = [""] * rows
         for step in range(params.max_new_tokens):
-            nxt = pick_tokens(logits, greedy[alive], params, gen)
-            keep = []
-            for b, (r, t) in enumerate(zip(alive.tolist(), nxt.tolist())):  # one device sync per step
-                if t in self.eos:
-                    continue
-                tokens[r].append(t)
-                # stop strings can span tokens, so check the decoded tail
-                tail = self.tok.decode(tokens[r][-8:])
-                if params.stop and any(s in tail for s in params.stop):
-                    continue
-                keep.append(b)
-            if not keep or step == params.max_new_tokens - 1:
+            nxt = pick_tokens(logits, no_greedy[: len(alive)], params, gen)
+            # one device sync per step
+            keep = [
+                b for b, (r, t) in enumerate(zip(alive.tolist(), nxt.tolist())) if not self._take(tokens[r], t, params)
+            ]
+            if not keep:
                 break
             if len(keep) < len(alive):
                 sel = torch.tensor(keep, device=self.dev)
@@ -162,9 +255,7 @@ class HFSampler:
                 use_cache=True,
             )
             cache, logits = res.cache, res.logits[:, -1].float()
-        for r in range(rows):
-            texts[r] = cut_at_stop(self.tok.decode(tokens[r]), params.stop)[0]
-        return texts
+        return [cut_at_stop(self.tok.decode(t), params.stop)[0] for t in tokens]
 
 
 class _BufferedLayer(DynamicLayer):
@@ -223,3 +314,34 @@ class _BufferedLayer(DynamicLayer):
 
     def batch_select_indices(self, indices) -> None:
         self._k, self._v = self._k[indices], self._v[indices]
+
+
+class _RowsCache:
+    """Decode-time KV of the greedy slots: slot j's keys sit at [0, len[j]) of its own buffer,
+    stored [position, head, dim] so a slot's view has the same strides whatever the capacity;
+    a step writes each slot's token at its own position (`pos`), and `_rowwise_attention`
+    reads each slot alone."""
+
+    def __init__(self, kv, rows: int, cap: int):
+        self.k = [k.new_zeros(rows, cap, k.shape[1], k.shape[3]) for k, _ in kv]
+        self.v = [v.new_zeros(rows, cap, v.shape[1], v.shape[3]) for _, v in kv]
+        self.len, self.live, self.pos = [0] * rows, [False] * rows, None
+        self.rows = torch.arange(rows, device=self.k[0].device)
+
+    def load(self, j: int, kv) -> None:
+        for kb, vb, (k, v) in zip(self.k, self.v, kv):
+            kb[j, : k.shape[2]] = k[0].transpose(0, 1)
+            vb[j, : v.shape[2]] = v[0].transpose(0, 1)
+        self.len[j], self.live[j] = kv[0][0].shape[2], True
+
+    def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
+        kb, vb = self.k[layer_idx], self.v[layer_idx]
+        kb[self.rows, self.pos] = key_states[:, :, 0]
+        vb[self.rows, self.pos] = value_states[:, :, 0]
+        return self._views(kb), self._views(vb)
+
+    def _views(self, b) -> list:
+        return [
+            b[j, : n + 1].transpose(0, 1)[None] if live else None
+            for j, (n, live) in enumerate(zip(self.len, self.live))
+        ]
