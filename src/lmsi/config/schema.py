@@ -1,19 +1,15 @@
-"""Run configuration: one dataclass per stage, paper defaults, YAML + `a.b=value` overrides.
+"""The run configuration's schema: one dataclass per stage with the paper's defaults.
 
-Every field's help text lives in its metadata so `lmsi config` can print a documented
-default file. Unknown keys and out-of-range values raise ConfigError naming the key.
+Every field's help text and bounds live in its metadata, so `lmsi config` can print a
+documented default file and loading.py can check values against them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import yaml
-
-from .tasks.base import ANSWER_TYPES, FORMATS
+from ..tasks.base import ANSWER_TYPES, FORMATS
 
 EVAL_MODES = ("greedy_cot", "sc", "direct", "zeroshot_cot")
 
@@ -225,116 +221,3 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# ---------------------------------------------------------------------------
-def _check_value(path: str, f: dataclasses.Field, value: Any) -> Any:
-    typ = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())
-    if typ is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise ConfigError(f"config key {path!r} must be {typ.__name__}, got {value!r}")
-    md = f.metadata
-    if "choices" in md and value not in md["choices"]:
-        raise ConfigError(f"config key {path!r} is {value!r}; allowed values: {md['choices']}")
-    if "ge" in md and value < md["ge"]:
-        raise ConfigError(f"config key {path!r} is {value!r}; must be >= {md['ge']}")
-    if "gt" in md and value <= md["gt"]:
-        raise ConfigError(f"config key {path!r} is {value!r}; must be > {md['gt']}")
-    if "le" in md and value > md["le"]:
-        raise ConfigError(f"config key {path!r} is {value!r}; must be <= {md['le']}")
-    return value
-
-
-def _apply(obj, data: dict, prefix: str = "") -> None:
-    fields = {f.name: f for f in dataclasses.fields(obj)}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if key not in fields:
-            raise ConfigError(f"unknown config key {path!r}; allowed keys here: {sorted(fields)}")
-        current = getattr(obj, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise ConfigError(
-                    f"config key {path!r} must be a mapping of {sorted(f.name for f in dataclasses.fields(current))}"
-                )
-            _apply(current, value, path + ".")
-        else:
-            setattr(obj, key, _check_value(path, fields[key], value))
-
-
-def _validate(cfg: RunConfig) -> None:
-    bad = set(cfg.build.formats) - set(FORMATS)
-    if bad:
-        raise ConfigError(f"config key 'build.formats' has unknown formats {sorted(bad)}; allowed: {list(FORMATS)}")
-    if not any(w > 0 for w in cfg.build.formats.values()):
-        raise ConfigError("config key 'build.formats' must give at least one format a weight > 0")
-    if cfg.student and cfg.loop.rounds > 1:
-        raise ConfigError("config key 'student': distillation runs one round (loop.rounds=1)")
-    if cfg.train.weighting != "none" and cfg.train.method != "sft":
-        raise ConfigError(
-            f"config key 'train.weighting' is {cfg.train.weighting!r}, which only train.method=sft uses "
-            f"(train.method is {cfg.train.method!r}); set train.weighting=none"
-        )
-    cfg.eval.modes = [m.replace("-", "_").replace("zero_shot", "zeroshot") for m in cfg.eval.modes]
-    bad = set(cfg.eval.modes) - set(EVAL_MODES)
-    if bad or not cfg.eval.modes:
-        raise ConfigError(f"config key 'eval.modes' has unknown modes {sorted(bad)}; allowed: {list(EVAL_MODES)}")
-
-
-def parse_override(text: str) -> dict:
-    """'sample.m=8' -> {'sample': {'m': 8}} (value parsed as YAML)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like key.sub=value")
-    key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw else ""
-    out: dict = {}
-    node = out
-    parts = key.strip().split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-    node[parts[-1]] = value
-    return out
-
-
-def _merge(a: dict, b: dict) -> dict:
-    for k, v in b.items():
-        a[k] = _merge(a.get(k, {}), v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
-    return a
-
-
-def with_defaults(saved: dict) -> dict:
-    """A saved run config with the keys added to lmsi after the run started read as their defaults."""
-    return _merge(RunConfig().to_dict(), saved)
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] = (), base: dict | None = None) -> RunConfig:
-    data: dict = dict(base or {})
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: top level must be a mapping")
-        data = _merge(data, loaded)
-    for o in overrides:
-        data = _merge(data, parse_override(o))
-    cfg = RunConfig()
-    _apply(cfg, data)
-    _validate(cfg)
-    return cfg
-
-
-def diff_configs(old: dict, new: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(old) | set(new)):
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict) and k != "formats":
-            keys += diff_configs(a, b, f"{prefix}{k}.")
-        elif a != b:
-            keys.append(f"{prefix}{k}: {a!r} -> {b!r}")
-    return keys
