@@ -97,11 +97,12 @@ def _tensorboard(folder: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.util import tensor_util
 
     out: dict = {}
-    for f in sorted(folder.rglob("events.out.tfevents.*")):
+    for f in sorted(folder.glob("events.out.tfevents.*")):
         for ev in EventFileLoader(str(f)).Load():
             for v in ev.summary.value:
-                value = float(tensor_util.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
-                out.setdefault(v.tag, []).append((ev.step, value))
+                value = tensor_util.make_ndarray(v.tensor) if v.HasField("tensor") else v.simple_value
+                if getattr(value, "shape", ()) == () and getattr(value, "dtype", float).kind in "fiu":  # not text
+                    out.setdefault(v.tag, []).append((ev.step, float(value)))
     return out
 
 
@@ -113,6 +114,9 @@ def test_tensorboard_gets_each_round_once(tiny_model_dir, tmp_path):
     logged = _tensorboard(rd / "tracking" / "tensorboard")
     _check(logged, _expected(rd, 2))
     assert sorted(s for s, _ in logged["heldout/greedy_cot"]) == [0, 1, 2]
+    # the trainer's loss lands beside them, one folder per training stage (not in deleted checkpoints)
+    for k in (1, 2):
+        assert "train/loss" in _tensorboard(rd / "tracking" / "tensorboard" / "train" / f"round_{k:02d}")
 
 
 def test_mlflow_file_store_gets_each_round_once(tiny_model_dir, tmp_path, monkeypatch):
