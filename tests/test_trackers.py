@@ -106,7 +106,15 @@ def _tensorboard(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-def test_tensorboard_gets_each_round_once(tiny_model_dir, tmp_path):
+def _clean_env(monkeypatch, *names):
+    """Unset, and restored after the test (the pipeline sets what the user left unset)."""
+    for var in names:
+        monkeypatch.setenv(var, "")
+        monkeypatch.delenv(var)
+
+
+def test_tensorboard_gets_each_round_once(tiny_model_dir, tmp_path, monkeypatch):
+    _clean_env(monkeypatch, "TENSORBOARD_LOGGING_DIR")
     rd = tmp_path / "r"
     _run(_cfg(rd, tiny_model_dir, "tensorboard", 1))
     _run(_cfg(rd, tiny_model_dir, "tensorboard", 1))  # finished: nothing new to send
@@ -120,8 +128,7 @@ def test_tensorboard_gets_each_round_once(tiny_model_dir, tmp_path):
 
 
 def test_mlflow_file_store_gets_each_round_once(tiny_model_dir, tmp_path, monkeypatch):
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(var, raising=False)
+    _clean_env(monkeypatch, "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID", "MLFLOW_ALLOW_FILE_STORE")
     rd = tmp_path / "r"
     _run(_cfg(rd, tiny_model_dir, "mlflow", 1))
     _run(_cfg(rd, tiny_model_dir, "mlflow", 1))
