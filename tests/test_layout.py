@@ -127,7 +127,14 @@ def test_every_imported_library_is_declared():
                 roots.add(node.module.split(".")[0])
     third = sorted(r for r in roots if r not in sys.stdlib_module_names and r != "lmsi")
     dists = importlib.metadata.packages_distributions()
-    optional = {"vllm", "ray", "llama_cpp"}  # behind extras, with a clear error when missing
+    optional = {
+        "vllm",
+        "ray",
+        "llama_cpp",
+        "mlflow",
+        "wandb",
+        "trackio",
+    }  # behind extras, with a clear error when missing
     missing = []
     for mod in third:
         names = {_norm(d) for d in dists.get(mod, [mod])}

@@ -36,7 +36,7 @@ TEXT_KEYS = {
     "response",
 }
 MAX_STR = 32  # a longer string in a per-item row may quote the dataset: stored as a digest
-SKIP_DIRS = {"adapter", "model", "checkpoints"}  # weights
+SKIP_DIRS = {"adapter", "model", "checkpoints", "tracking"}  # weights; tracker stores (local paths inside)
 KEEP = {".json", ".jsonl", ".yaml", ".md", ".png", ".txt"}
 
 

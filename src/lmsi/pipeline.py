@@ -26,6 +26,7 @@ from .sample import path_logprobs, run_sample
 from .selfgen import run_exemplars, run_questions
 from .stats import agreement_stalled, probe_agreement
 from .tasks import Exemplar, task_from_data
+from .trackers import Tracker
 from .train import run_train
 from .vote import run_vote
 
@@ -40,6 +41,7 @@ class Pipeline:
         self.cfg, self.log = cfg, log
         self.rundir = RunDir(cfg.run_dir)
         self.run_dir = self.rundir.path
+        self.tracker = Tracker(cfg.train.report_to, self.rundir)  # a missing tracker library fails here
         self._check_config(force)
         self.rundir.clear_torn_writes()
         self.manifest = Manifest(self.run_dir)
@@ -220,6 +222,7 @@ class Pipeline:
         model, tok = self.runtime.model(self.runtime.spec(prev, student=True, draw=self.chosen(prev)))
         self.runtime.release()  # training mutates it
         out = self.rundir.draw_dir(k, d)
+        self.tracker.before_train(out.relative_to(self.run_dir).as_posix())
         run_train(model, tok, out, self.cfg.train, self._train_seed(k, d), task=self.task)
 
     def _eval(self, k, d):
@@ -265,6 +268,7 @@ class Pipeline:
         pre += ["eval_base"] * has_eval + ["eval_student"] * bool(c.student and has_eval)
         for name in pre:
             self.stage(name)
+        self.tracker.send(0)
         loop = {"rounds_planned": c.loop.rounds, "rounds_done": 0, "stopped": None}
         for k in range(1, c.loop.rounds + 1):
             self.stage("sample", k)
@@ -275,9 +279,11 @@ class Pipeline:
             if c.train.draws > 1:
                 self.stage("select", k)
             loop["rounds_done"] = k
+            self.tracker.send(k)
             loop["stopped"] = self.stop_reason(k)
             if loop["stopped"]:
                 self.log(f"[stop] {loop['stopped']}")
                 break
         write_json(self.run_dir / "loop.json", loop)
+        self.tracker.close()
         return loop

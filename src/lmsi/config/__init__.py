@@ -3,6 +3,7 @@
 from .loading import diff_configs, load_config, parse_override, with_defaults
 from .schema import (
     EVAL_MODES,
+    TRACKERS,
     BuildConfig,
     ConfigError,
     DataConfig,
@@ -19,6 +20,7 @@ from .schema import (
 
 __all__ = [
     "EVAL_MODES",
+    "TRACKERS",
     "BuildConfig",
     "ConfigError",
     "DataConfig",

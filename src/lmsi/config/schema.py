@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..tasks.base import ANSWER_TYPES, FORMATS
 
 EVAL_MODES = ("greedy_cot", "sc", "direct", "zeroshot_cot")
+TRACKERS = ("none", "tensorboard", "mlflow", "trackio", "wandb")
 
 
 class ConfigError(ValueError):
@@ -110,7 +111,12 @@ class TrainConfig:
         ge=1,
     )
     save_steps: int = opt(10, "checkpoint every N steps (weights, optimizer, RNG): a killed run resumes", ge=1)
-    report_to: str = opt("none", "trainer metrics sink: none, tensorboard, mlflow, wandb")
+    report_to: str = opt(
+        "none",
+        "where the trainer's loss and each round's metrics go (under run_dir/tracking/ unless the tracker's "
+        "own environment variables say otherwise); tensorboard and mlflow: pip install 'lmsi[trackers]'",
+        choices=list(TRACKERS),
+    )
     dpo_beta: float = opt(0.1, "dpo: how strongly the policy is held to the reference (base) model", gt=0.0)
     grpo_generations: int = opt(4, "grpo: completions per prompt; the reward's majority is over this group", ge=2)
     grpo_max_tokens: int = opt(80, "grpo: cap on tokens per sampled completion", ge=1)
