@@ -169,23 +169,22 @@ def test_an_empty_training_file_raises_empty_training_set(method, name, tmp_path
     assert isinstance(e.value, InputError) and isinstance(e.value, RuntimeError)  # RuntimeError: older callers
 
 
-def test_weighted_token_loss():
+def test_token_weights_follow_their_rows_padded_and_padding_free():
     import torch
-    import torch.nn.functional as F
 
-    from lmsi.train import weighted_token_loss
+    from lmsi.train import add_token_weights
 
-    torch.manual_seed(0)
-    logits = torch.randn(2, 5, 7)
-    labels = torch.tensor([[-100, -100, 3, 4, 1], [-100, 2, 2, 6, -100]])
-    n = (labels[:, 1:] != -100).sum()
-    plain = F.cross_entropy(logits[:, :-1].reshape(-1, 7), labels[:, 1:].reshape(-1), ignore_index=-100)
-    assert weighted_token_loss(logits, labels, torch.ones(2), n) == pytest.approx(plain.item(), rel=1e-5)
-    assert weighted_token_loss(logits, labels, torch.ones(2)) == pytest.approx(plain.item(), rel=1e-5)
-    only_first = weighted_token_loss(logits, labels, torch.tensor([1.0, 0.0]), n)
-    first = F.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum") / n
-    assert only_first == pytest.approx(first.item(), rel=1e-5)
-    assert weighted_token_loss(logits, labels, torch.tensor([0.5, 0.5]), n) == pytest.approx(plain.item() / 2, rel=1e-5)
+    examples = [{"input_ids": [1, 2, 3], "weight": 0.5}, {"input_ids": [4, 5], "weight": 2.0}]
+    padded = {"labels": torch.zeros(2, 3), "attention_mask": torch.ones(2, 3)}
+    assert add_token_weights(padded, examples)["token_weight"].tolist() == [[0.5, 0.5, 0.5], [2.0, 2.0, 0.0]]
+    flat = {"labels": torch.zeros(1, 6), "position_ids": torch.zeros(1, 6)}  # padded to a multiple
+    assert add_token_weights(flat, examples)["token_weight"].tolist() == [[0.5, 0.5, 0.5, 2.0, 2.0, 0.0]]
+
+
+def test_confidence_weighting_refuses_packing_and_dft():
+    for key, value in (("packing", "true"), ("loss_type", "dft")):
+        with pytest.raises(ConfigError, match=f"train.weighting=confidence cannot go with train.args.{key}"):
+            load_config(overrides=["train.weighting=confidence", f"train.args.{key}={value}"])
 
 
 # ---------------------------------------------------------------------------

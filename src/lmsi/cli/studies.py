@@ -9,6 +9,7 @@ import typer
 
 from ..archive import archive_run
 from ..bench import run_bench, save_result
+from ..bench_train import run_train_bench, save_train_result
 from ..compare import compare_runs
 from ..export import export_model, push_to_hub
 from ..io import InputError, atomic_write_text
@@ -56,6 +57,35 @@ def bench_sample(
         if save:
             cmd = " ".join(["lmsi"] + sys.argv[1:])
             console.print(f"saved: {save_result(text, cmd)}")
+
+    guard(go)
+
+
+@bench_app.command("train")
+def bench_train(
+    model: str = typer.Option("embedded:qwen2.5-coder-0.5b", "--model", "-m"),
+    task: str = typer.Option("gsm8k", "--task", "-t"),
+    rows: int = typer.Option(12, "--rows", "-n", help="SFT rows (the task's first unlabeled questions)."),
+    shots: int = typer.Option(2, "--shots", help="Exemplars in few-shot rows (build.shots)."),
+    repeat: int = typer.Option(1, "--repeat", help="Runs, each on a freshly loaded model."),
+    tag: str = typer.Option("", "--tag", help="Suffix of the results file, e.g. before/after."),
+    save: bool = typer.Option(True, "--save/--no-save", help="Write benchmarks/results/train-<time>[-tag].md."),
+    overrides: list[str] | None = typer.Argument(None, help="train.* settings, e.g. train.batch_size=4."),
+):
+    """SFT training throughput (tokens/s) on fixed rows in the build format; compare code paths by
+    running it on each, back to back, on the same machine.
+
+    lmsi bench train --repeat 2 --tag before    # 12 GSM8K rows, 2-shot, the embedded 0.5B model
+    """
+
+    def go():
+        text, _ = run_train_bench(
+            model, task, rows, shots, overrides or [], repeat, log=lambda m: console.print(m, style="dim")
+        )
+        print(text)
+        if save:
+            cmd = " ".join(["lmsi"] + sys.argv[1:])
+            console.print(f"saved: {save_train_result(text, cmd, tag)}")
 
     guard(go)
 

@@ -6,13 +6,24 @@ Unknown keys and out-of-range values raise ConfigError naming the key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..tasks.base import FORMATS
-from .schema import EVAL_MODES, ConfigError, RunConfig
+from .schema import EVAL_MODES, TRL_ARGS, TRL_CONFIGS, ConfigError, RunConfig, TrainConfig
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that reads 1e-4 as the float it means (YAML 1.1 wants 1.0e-4 and reads a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
+)
 
 
 def _check_value(path: str, f: dataclasses.Field, value: Any) -> Any:
@@ -63,10 +74,40 @@ def _validate(cfg: RunConfig) -> None:
             f"config key 'train.weighting' is {cfg.train.weighting!r}, which only train.method=sft uses "
             f"(train.method is {cfg.train.method!r}); set train.weighting=none"
         )
+    _check_trl_args(cfg.train)
+    clash = [k for k, v in cfg.train.args.items() if (k, v) in (("packing", True), ("loss_type", "dft"))]
+    if cfg.train.weighting != "none" and clash:
+        raise ConfigError(
+            f"train.weighting={cfg.train.weighting} cannot go with train.args.{clash[0]}: it weights each row's nll"
+        )
     cfg.eval.modes = [m.replace("-", "_").replace("zero_shot", "zeroshot") for m in cfg.eval.modes]
     bad = set(cfg.eval.modes) - set(EVAL_MODES)
     if bad or not cfg.eval.modes:
         raise ConfigError(f"config key 'eval.modes' has unknown modes {sorted(bad)}; allowed: {list(EVAL_MODES)}")
+
+
+def _check_trl_args(t: TrainConfig) -> None:
+    """train.args: names TRL's config class has, none set twice (its curated twin away from its default)."""
+    if not t.args:
+        return
+    default = TrainConfig()
+    for name in t.args:
+        key = TRL_ARGS[t.method].get(name)
+        if key and (key == "seed" or getattr(t, key) != getattr(default, key)):
+            raise ConfigError(f"train.{key} and train.args.{name} set the same thing; keep one of them")
+        if name == "output_dir":
+            raise ConfigError("config key 'train.args.output_dir': lmsi keeps checkpoints in the round directory")
+    import trl  # only here: loading trl takes seconds, and most configs set no train.args
+
+    cls = TRL_CONFIGS[t.method]
+    fields = {f.name for f in dataclasses.fields(getattr(trl, cls))}
+    for name in t.args:
+        if name not in fields:
+            near = difflib.get_close_matches(str(name), fields, n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise ConfigError(
+                f"config key 'train.args.{name}' is not an argument of trl.{cls} (train.method={t.method}){hint}"
+            )
 
 
 def parse_override(text: str) -> dict:
@@ -74,7 +115,7 @@ def parse_override(text: str) -> dict:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw else ""
+    value = yaml.load(raw, Loader=_Loader) if raw else ""
     out: dict = {}
     node = out
     parts = key.strip().split(".")
@@ -102,7 +143,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), base:
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text()) or {}
+            loaded = yaml.load(p.read_text(), Loader=_Loader) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: invalid YAML ({e})") from None
         if not isinstance(loaded, dict):

@@ -122,6 +122,41 @@ class TrainConfig:
     grpo_max_tokens: int = opt(80, "grpo: cap on tokens per sampled completion", ge=1)
     grpo_temperature: float = opt(0.7, "grpo: sampling temperature of the completions", gt=0.0)
     grpo_kl: float = opt(0.0, "grpo: KL penalty toward the base model (0 = none, no reference model held)", ge=0.0)
+    args: dict = opt(
+        {},
+        "any other trainer argument by its TRL name, passed straight into trl's SFTConfig/DPOConfig/GRPOConfig "
+        "(e.g. {lr_scheduler_type: cosine, gradient_checkpointing: true}); a key here overrides lmsi's own choice",
+    )
+
+
+# The TRL argument each curated train.* key sets, per method: setting both (the curated key away
+# from its default) is a ConfigError. train.args.seed always is: lmsi derives each round's and draw's seed.
+_SHARED_TRL_ARGS = {
+    "seed": "seed",
+    "learning_rate": "lr",
+    "num_train_epochs": "epochs",
+    "gradient_accumulation_steps": "batch_size",
+    "save_steps": "save_steps",
+    "report_to": "report_to",
+}
+TRL_ARGS = {
+    "sft": {**_SHARED_TRL_ARGS, "per_device_train_batch_size": "batch_size", "max_length": "max_length"},
+    "dpo": {
+        **_SHARED_TRL_ARGS,
+        "per_device_train_batch_size": "batch_size",
+        "max_length": "max_length",
+        "beta": "dpo_beta",
+    },
+    "grpo": {
+        **_SHARED_TRL_ARGS,
+        "per_device_train_batch_size": "grpo_generations",
+        "num_generations": "grpo_generations",
+        "max_completion_length": "grpo_max_tokens",
+        "temperature": "grpo_temperature",
+        "beta": "grpo_kl",
+    },
+}
+TRL_CONFIGS = {"sft": "SFTConfig", "dpo": "DPOConfig", "grpo": "GRPOConfig"}  # the trl class train.args fills
 
 
 @dataclass

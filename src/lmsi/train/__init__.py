@@ -24,7 +24,7 @@ from .common import (
 )
 from .dpo import train_dpo
 from .grpo import group_rewards, majority_rewards, make_majority_reward, train_grpo
-from .sft import tokenize_rows, train_sft, weighted_token_loss
+from .sft import add_token_weights, train_sft
 
 # train.method -> trainer(model, tok, round_dir, cfg, seed[, task]) returning the merged model directory
 TRAINERS = {"sft": train_sft, "dpo": train_dpo, "grpo": train_grpo}
@@ -50,6 +50,7 @@ __all__ = [
     "CHECKPOINT_FILES",
     "TRAINERS",
     "EmptyTrainingSet",
+    "add_token_weights",
     "batch_shape",
     "common_args",
     "group_rewards",
@@ -61,9 +62,7 @@ __all__ = [
     "resume_from",
     "run_train",
     "save_outputs",
-    "tokenize_rows",
     "train_dpo",
     "train_grpo",
     "train_sft",
-    "weighted_token_loss",
 ]

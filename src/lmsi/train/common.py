@@ -81,6 +81,12 @@ def common_args(model, round_dir: Path, cfg: TrainConfig, seed: int) -> dict:
     )
 
 
+def trl_config(config_cls, cfg: TrainConfig, **lmsi_args):
+    """`config_cls` (SFTConfig, DPOConfig, GRPOConfig) from lmsi's arguments, then train.args by
+    their TRL names on top (config loading has refused a name set both ways, or unknown)."""
+    return config_cls(**{**lmsi_args, **cfg.args})
+
+
 def batch_shape(batch_size: int) -> dict:
     """One optimizer step per `batch_size` items. CPU: micro-batches of 1 (no padding compute,
     which dominates there). GPU: the whole batch at once (16 sequential micro-batches ran

@@ -20,6 +20,7 @@ from .common import (
     read_rows,
     resume_from,
     save_outputs,
+    trl_config,
 )
 
 
@@ -30,7 +31,9 @@ def train_dpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int) -> Path:
         round_dir / "pairs.jsonl", f"no confident question had a minority path to reject; {PREFERENCE_HINT}"
     )
     model.train()
-    args = DPOConfig(
+    args = trl_config(
+        DPOConfig,
+        cfg,
         **batch_shape(cfg.batch_size),  # as SFT: one optimizer step per batch_size items
         beta=cfg.dpo_beta,
         max_length=cfg.max_length,

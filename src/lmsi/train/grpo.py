@@ -15,7 +15,7 @@ from ..config import TrainConfig
 from ..progress import trainer_callbacks
 from ..tasks import Task
 from ..vote import majority
-from .common import PREFERENCE_HINT, common_args, dataset, lora_config, read_rows, resume_from, save_outputs
+from .common import PREFERENCE_HINT, common_args, dataset, lora_config, read_rows, resume_from, save_outputs, trl_config
 
 
 def _answer(task: Task, completion: str, choices=()) -> str | None:
@@ -77,7 +77,9 @@ def train_grpo(model, tok, round_dir: Path, cfg: TrainConfig, seed: int, task: T
     prompts = read_rows(round_dir / "prompts.jsonl", f"no question to prompt with; {PREFERENCE_HINT}")
     model.train()
     g = cfg.grpo_generations
-    args = GRPOConfig(
+    args = trl_config(
+        GRPOConfig,
+        cfg,
         # one prompt's whole group per forward pass; batch_size prompts per optimizer step, like SFT's rows
         per_device_train_batch_size=g,
         gradient_accumulation_steps=cfg.batch_size,
