@@ -164,3 +164,18 @@ def test_the_installed_default_model_matches_its_pin():
     assert path.stat().st_size == 491_400_064
     record = Path(str(path) + ".sha256")
     assert record.read_text().split()[0] == models.EMBEDDED_SHA256["qwen2.5-coder-0.5b"]
+
+
+def test_two_processes_converting_one_model_both_succeed(tmp_path):
+    """A model folder another process finished first (two first runs at once) is used, not an error,
+    and the loser's temp folder is gone."""
+    final = tmp_path / "models" / "m"
+
+    def build(tmp):
+        (tmp / "weights").write_text("ours")
+        final.mkdir()  # the other process renames its finished folder into place meanwhile
+        (final / "weights").write_text("theirs")
+
+    assert models._atomic_dir(final, build) == final
+    assert (final / "weights").read_text() == "theirs"
+    assert [p.name for p in final.parent.iterdir()] == ["m"]
