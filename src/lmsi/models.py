@@ -85,12 +85,18 @@ def _fingerprint(paths: list[Path]) -> str:
 
 
 def _atomic_dir(final: Path, build) -> Path:
-    """Build into a temp dir next to `final`, then rename, so a crash leaves nothing half-made."""
+    """Build into a temp dir next to `final`, then rename, so a crash leaves nothing half-made.
+    When another process finished the same folder first, its copy is kept and ours dropped."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=final.name + ".tmp"))
     try:
         build(tmp)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # a non-empty folder of the same name: a concurrent build won the race
+            if not final.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
