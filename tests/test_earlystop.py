@@ -55,6 +55,13 @@ def test_the_rule_does_stop_and_keeps_ties():
     assert stop_point([None] * 4 + ["3"] * 4, 4) == 8  # no answer yet: anything can win
 
 
+def test_kept_questions_stop_only_with_max_paths_distinct_majority_paths():
+    # build keeps the first max_paths distinct majority reasonings: all of them must be drawn already
+    assert stop_point(["7"] * 8, 4, 0.5, keys=["a"] * 8, distinct=2) == 8
+    assert stop_point(["7"] * 8, 4, 0.5, keys=list("aabbcccc"), distinct=2) == 4
+    assert stop_point(["7"] * 4 + ["5"] * 4, 2, 0.8, keys=["a"] * 8, distinct=2) == 6  # 6 of 8 at most: never passes
+
+
 def _recorded(pattern):
     files = sorted(RUNS.glob(pattern))
     assert files, f"no recorded runs match {pattern}"
@@ -65,7 +72,7 @@ def test_replay_on_recorded_sample_rounds_keeps_votes_and_kept_questions():
     for f in _recorded("*/round_*/samples.jsonl"):
         cfg = json.loads((f.parents[1] / "config.json").read_text())
         t, m = cfg["build"]["threshold"], cfg["sample"]["m"]
-        rows = read_jsonl(f)
+        rows = [{**r, "question": None} for r in read_jsonl(f)]  # archives hold no text
         if any(len(r["answers"]) != m for r in rows):
             continue  # an archive of an early-stopped run has no full votes to compare with
         full = {v["id"]: v for v in vote_rows(rows)}
@@ -75,7 +82,7 @@ def test_replay_on_recorded_sample_rounds_keeps_votes_and_kept_questions():
             assert (v["confidence"] >= t) == (full[v["id"]]["confidence"] >= t), (f, v["id"])
             assert v["confidence"] <= full[v["id"]]["confidence"]  # a lower bound of the full share
         recorded = {v["id"]: v["answer"] for v in read_jsonl(f.with_name("votes.jsonl"))}
-        if cfg["build"]["vote"] == "majority":
+        if cfg["build"].get("vote", "majority") == "majority":
             assert {i: v["answer"] for i, v in full.items()} == recorded
 
 
@@ -103,12 +110,13 @@ def _two_draws(sampler, waves_kw, questions, tmp_path, threshold=0.5, max_paths=
 def test_fake_sampler_early_stop_is_a_prefix_and_builds_the_same_rows(tmp_path):
     task = get_task("arith")
     questions = task.load("train", 12)
-    _, rows = _two_draws(FakeSampler(p_correct=0.6), {}, questions, tmp_path)
+    # the fake sampler's paths share one reasoning text: more than one distinct majority path is never drawn
+    _, rows = _two_draws(FakeSampler(p_correct=0.6), {}, questions, tmp_path, max_paths=1)
     full, early = ({r["id"]: r for r in rows[s]} for s in (False, True))
     assert sum(r["drawn"] for r in early.values()) < sum(r["drawn"] for r in full.values())
     for i, r in early.items():
         assert r["completions"] == full[i]["completions"][: r["drawn"]] and r["m"] == 8
-    b = BuildConfig(max_paths=2, max_rows=0)
+    b = BuildConfig(max_paths=1, max_rows=0)
     va, vb = vote_rows(rows[False]), vote_rows(rows[True])
     assert [v["answer"] for v in va] == [v["answer"] for v in vb]
     strip = lambda rs: [{k: x[k] for k in ("id", "prompt", "completion")} for x in rs]  # noqa: E731
@@ -192,7 +200,7 @@ def test_early_stop_is_off_where_the_full_vote_is_used(override):
 
 
 def test_pipeline_records_paths_drawn_and_keeps_full_m_for_weighted_votes(tmp_path):
-    common = ["backend=fake", "data.limit=8", "eval.limit=4", "sample.m=8", "sample.wave=2", "train.epochs=0.01"]
+    common = ["backend=fake", "data.limit=8", "eval.limit=4", "sample.m=8", "sample.wave=2", "build.max_paths=1"]
     p = Pipeline(load_config(overrides=common + [f"run_dir={tmp_path / 'on'}", "loop.stop=false"]), log=lambda *_: None)
     p.stage("sample", 1)
     info = p.manifest.data["stages"]["round_01/sample"]
