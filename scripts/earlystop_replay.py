@@ -82,6 +82,7 @@ def replay(root: Path, m: int, threshold: float, max_paths: int) -> str:
         return d
 
     row("sample: majority answer + threshold", sample, answers_only)
+    row("sample: the same, round 1 only", [s for s in sample if s["keys"]], answers_only)
     row(
         "sample: + max_paths distinct majority paths (round 1, log-prob proxy)",
         [s for s in sample if s["keys"]],

@@ -194,13 +194,22 @@ def test_early_stop_is_off_where_the_full_vote_is_used(override):
     cfg = load_config(overrides=["sample.early_stop=true", override])
     assert full_vote_users(cfg, has_eval=True)["sample"]
     on = load_config(overrides=["sample.early_stop=true", "loop.stop=false"])
+    assert not load_config().sample.early_stop  # off by default (docs/early-stopping.md says why)
     assert full_vote_users(on, has_eval=True) == {"sample": [], "sc": []}
     assert full_vote_users(load_config(overrides=["loop.stop=true"]), has_eval=True)["sc"]
     assert full_vote_users(load_config(overrides=["train.draws=2", "loop.stop=false"]), has_eval=True)["sc"]
 
 
 def test_pipeline_records_paths_drawn_and_keeps_full_m_for_weighted_votes(tmp_path):
-    common = ["backend=fake", "data.limit=8", "eval.limit=4", "sample.m=8", "sample.wave=2", "build.max_paths=1"]
+    common = [
+        "backend=fake",
+        "data.limit=8",
+        "eval.limit=4",
+        "sample.m=8",
+        "sample.wave=2",
+        "build.max_paths=1",
+        "sample.early_stop=true",
+    ]
     p = Pipeline(load_config(overrides=common + [f"run_dir={tmp_path / 'on'}", "loop.stop=false"]), log=lambda *_: None)
     p.stage("sample", 1)
     info = p.manifest.data["stages"]["round_01/sample"]

@@ -51,7 +51,7 @@ class SampleConfig:
     max_new_tokens: int = opt(80, "cap on tokens per path", ge=1)
     shots: int = opt(3, "few-shot CoT exemplars in the sampling prompt", ge=0)
     early_stop: bool = opt(
-        True,
+        False,
         "draw each question's paths in waves and stop once the undrawn ones cannot change the majority answer "
         "or whether it passes build.threshold (sc eval: the answer); off where every path is read: see docs/early-stopping.md",
     )
