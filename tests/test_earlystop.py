@@ -22,6 +22,7 @@ from lmsi.evaluate import run_eval
 from lmsi.io import read_jsonl
 from lmsi.pipeline import Pipeline
 from lmsi.sample import run_sample
+from lmsi.signal import run_signal
 from lmsi.tasks import get_task
 from lmsi.vote import majority, vote_rows
 
@@ -219,3 +220,43 @@ def test_pipeline_records_paths_drawn_and_keeps_full_m_for_weighted_votes(tmp_pa
     )
     p.stage("sample", 1)
     assert all(r["drawn"] == 8 for r in read_jsonl(p.round_dir(1) / "samples.jsonl"))
+
+
+def test_signal_draws_every_path_even_with_early_stop_on(tmp_path):
+    over = ["backend=fake", "sample.early_stop=true", "sample.wave=2", "loop.stop=false"]
+    _, out = run_signal("arith", None, 8, None, 6, False, tmp_path / "sig", None, over, log=lambda *_: None)
+    assert all(len(r["answers"]) == 8 for r in read_jsonl(out / "eval" / "sc.jsonl"))
+
+
+class _Dies(FakeSampler):
+    """Raises on its `left`-th call: a crash in the middle of a chunk's waves."""
+
+    def __init__(self, left: int):
+        super().__init__(p_correct=0.6)
+        self.left = left
+
+    def generate(self, prompts, params, progress=None):
+        self.left -= 1
+        if self.left < 0:
+            raise RuntimeError("killed")
+        return super().generate(prompts, params, progress)
+
+
+def test_waves_resume_after_a_crash_to_the_same_bytes(tmp_path):
+    task, cfg = get_task("arith"), SampleConfig(m=8, wave=2, shots=2, batch_rows=24)
+    qs, waves = task.load("train", 10), Waves(m=8, size=2, threshold=0.5, distinct=1)
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    # chunks of 3 questions take 6 to 12 calls: the first crash lands in the first chunk, the
+    # second one (its 16th call) after that chunk is committed, inside a later one
+    for left, committed in ((5, 0), (15, 3)):
+        with pytest.raises(RuntimeError):
+            run_sample(task, _Dies(left), qs, tmp_path / "a", cfg, 3, waves)
+        f = tmp_path / "a" / "samples.jsonl"
+        assert (len(read_jsonl(f)) if f.exists() else 0) >= committed
+    with open(tmp_path / "a" / "samples.jsonl", "a") as f:
+        f.write('{"id": "torn')  # a torn last line, as kill -9 leaves it
+    run_sample(task, FakeSampler(p_correct=0.6), qs, tmp_path / "a", cfg, 3, waves)
+    run_sample(task, FakeSampler(p_correct=0.6), qs, tmp_path / "b", cfg, 3, waves)
+    a, b = ((tmp_path / d / "samples.jsonl").read_bytes() for d in "ab")
+    assert a == b and len(read_jsonl(tmp_path / "a" / "samples.jsonl")) == 10
