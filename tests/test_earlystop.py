@@ -19,10 +19,11 @@ from lmsi.build import build_rows
 from lmsi.config import BuildConfig, EvalConfig, SampleConfig, load_config
 from lmsi.earlystop import Waves, draw_waves, full_vote_users, stop_point
 from lmsi.evaluate import run_eval
-from lmsi.io import read_jsonl
+from lmsi.io import read_jsonl, write_jsonl
 from lmsi.pipeline import Pipeline
 from lmsi.sample import run_sample
 from lmsi.signal import run_signal
+from lmsi.stats import probe_agreement
 from lmsi.tasks import get_task
 from lmsi.vote import majority, vote_rows
 
@@ -260,3 +261,9 @@ def test_waves_resume_after_a_crash_to_the_same_bytes(tmp_path):
     run_sample(task, FakeSampler(p_correct=0.6), qs, tmp_path / "b", cfg, 3, waves)
     a, b = ((tmp_path / d / "samples.jsonl").read_bytes() for d in "ab")
     assert a == b and len(read_jsonl(tmp_path / "a" / "samples.jsonl")) == 10
+
+
+def test_agreement_of_early_stopped_sc_rows_counts_undrawn_paths_as_abstaining(tmp_path):
+    rows = [{"id": "a", "answers": ["3"] * 4, "m": 8}, {"id": "b", "answers": ["1", "2"], "m": 2}]
+    write_jsonl(tmp_path / "sc.jsonl", rows)
+    assert probe_agreement(tmp_path) == (4 / 8 + 1 / 2) / 2
