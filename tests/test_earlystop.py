@@ -267,3 +267,20 @@ def test_agreement_of_early_stopped_sc_rows_counts_undrawn_paths_as_abstaining(t
     rows = [{"id": "a", "answers": ["3"] * 4, "m": 8}, {"id": "b", "answers": ["1", "2"], "m": 2}]
     write_jsonl(tmp_path / "sc.jsonl", rows)
     assert probe_agreement(tmp_path) == (4 / 8 + 1 / 2) / 2
+
+
+def test_sc_eval_waves_resume_after_a_crash_to_the_same_bytes(tmp_path):
+    task = get_task("arith")
+    examples, cfg = task.load(task.eval_split, 10), EvalConfig(modes=["greedy_cot", "sc"], sc_m=4)
+    args = (examples, cfg, 2, 20, 0)
+    with pytest.raises(RuntimeError):  # chunks of 3 items: 1 greedy call, then 3 to 6 wave calls each
+        run_eval(task, _Dies(12), args[0], tmp_path / "a", *args[1:], batch_rows=15, waves=Waves(m=4, size=2))
+    assert read_jsonl(tmp_path / "a" / "cot.partial.jsonl", tolerate_torn_tail=True)
+    run_eval(
+        task, FakeSampler(p_correct=0.6), args[0], tmp_path / "a", *args[1:], batch_rows=15, waves=Waves(m=4, size=2)
+    )
+    run_eval(
+        task, FakeSampler(p_correct=0.6), args[0], tmp_path / "b", *args[1:], batch_rows=15, waves=Waves(m=4, size=2)
+    )
+    for f in ("sc.jsonl", "greedy_cot.jsonl"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()

@@ -82,7 +82,6 @@ def _args(model: Path, rd: Path, pool: Path, evals: Path) -> list[str]:
         "sample.max_new_tokens=64",
         "sample.early_stop=true",
         "sample.wave=2",  # early stopping: waves of 2 of the 4 paths, committed a chunk of questions at a time
-        "loop.stop=false",  # so the sc evaluations stop early too (the stop rule reads full sc votes)
         "eval.limit=48",
         "eval.sc_m=2",
         "build.threshold=0.5",
