@@ -80,6 +80,8 @@ def _args(model: Path, rd: Path, pool: Path, evals: Path) -> list[str]:
         "sample.m=4",
         "sample.batch_rows=8",  # a committed chunk: 2 questions when sampling, 2 (cot) or 8 (direct) in eval
         "sample.max_new_tokens=64",
+        "sample.early_stop=true",
+        "sample.wave=2",  # early stopping: waves of 2 of the 4 paths, committed a chunk of questions at a time
         "eval.limit=48",
         "eval.sc_m=2",
         "build.threshold=0.5",

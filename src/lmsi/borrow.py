@@ -129,7 +129,7 @@ def reuse_signal_paths(p, src: RunDir) -> list[str]:
         if r is None or r["prompt"] != prompt:
             why = "was not measured there" if r is None else "was sampled there with another prompt"
             raise InputError(f"cannot reuse the paths of {src.path}: question {q.id} {why}")
-        out.append(sample_row(p.task, q, prompt, r["paths"]))
+        out.append(sample_row(p.task, q, prompt, r["paths"], s.m))
     write_jsonl(p.round_dir(1) / "samples.jsonl", out)
     if (src.path / "eval" / "path_logprobs.jsonl").exists():  # `lmsi signal --weighted` scored these very paths
         shutil.copy2(src.path / "eval" / "path_logprobs.jsonl", p.round_dir(1) / "path_logprobs.jsonl")
@@ -157,8 +157,10 @@ def share_sample_pass(p, src: Path) -> None:
     if p.manifest.done("round_01/sample"):
         return
     rows, m = read_jsonl(Path(src) / "round_01" / "samples.jsonl"), p.cfg.sample.m
+    if any(len(r["answers"]) < r.get("m", 0) for r in rows):
+        raise InputError(f"cannot share the paths of {src}: sampling stopped early there (sample.early_stop)")
     write_jsonl(
         p.round_dir(1) / "samples.jsonl",
-        [{**r, "completions": r["completions"][:m], "answers": r["answers"][:m]} for r in rows],
+        [{**r, "completions": r["completions"][:m], "answers": r["answers"][:m], "m": m, "drawn": m} for r in rows],
     )
     p.manifest.mark("round_01/sample", 0.0, shared_from=str(src), questions=len(rows))

@@ -11,10 +11,12 @@ killed evaluation resumes where it stopped.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .backends import Sampler, SamplingParams
 from .config import EVAL_MODES, EvalConfig
+from .earlystop import Waves, draw_waves
 from .io import append_jsonl, read_jsonl, write_json, write_jsonl
 from .progress import bar
 from .stats import bootstrap_ci
@@ -44,6 +46,8 @@ def summarize(rows: list[dict]) -> dict:
         "ci95": list(bootstrap_ci(correct)),
         "unextractable": sum(r["prediction"] is None for r in rows) / n,
     }
+    if rows and "drawn" in rows[0]:  # sc paths drawn in all (early stopping draws fewer than n * m)
+        out["paths_drawn"] = sum(r["drawn"] for r in rows)
     if rows and "f1" in rows[0]:
         f1 = [r["f1"] for r in rows]
         out.update(f1=sum(f1) / n, f1_ci95=list(bootstrap_ci(f1)))
@@ -76,6 +80,8 @@ def score_rows(task: Task, examples: list[Example], raw: list[dict], mode: str) 
         f1 = task.f1(pred, e.answer)
         if f1 is not None:
             row["f1"] = f1
+        if mode == "sc":
+            row.update(m=r.get("m", len(paths)), drawn=len(paths))
         rows.append(row)
     return rows
 
@@ -126,8 +132,11 @@ def generate_group(
     max_new_tokens: int,
     seed: int,
     batch_rows: int = 128,
+    waves: Waves | None = None,
 ) -> list[dict]:
-    """Raw generations for one group, appended a chunk at a time; resumes from `path`."""
+    """Raw generations for one group, appended a chunk at a time; resumes from `path`. With
+    `waves` (and sc among the modes) the sc paths are drawn in waves that stop once the majority
+    answer is decided (earlystop.py), greedy CoT in a call of its own."""
     fmt = prompt_format(group)
     params = _params(group, modes, task, cfg, max_new_tokens, seed)
     chunk = max(1, batch_rows // params.n)  # about one decode batch of rows per committed chunk
@@ -143,20 +152,34 @@ def generate_group(
             prompts = [task.prompt(e.question, fmt, shots) for e in part]
             # the seed depends on the chunk's position only, so a resumed run draws the same paths
             before = tracker.completed  # the bar counts across chunks and a resumed start
-            outs = sampler.generate(
-                prompts,
-                SamplingParams(**{**params.__dict__, "seed": seed + start}),
-                progress=lambda k, before=before: tracker.to(before + k),
-            )
+            if waves and "sc" in modes:
+                outs = _waves(task, sampler, part, prompts, params, waves, seed, fmt)
+            else:
+                outs = sampler.generate(
+                    prompts,
+                    SamplingParams(**{**params.__dict__, "seed": seed + start}),
+                    progress=lambda k, before=before: tracker.to(before + k),
+                )
             append_jsonl(
                 path,
                 [
-                    {"id": e.id, "prompt": p, "paths": o, "greedy_first": params.greedy_first}
+                    {"id": e.id, "prompt": p, "paths": o, "greedy_first": params.greedy_first, "m": cfg.sc_m}
                     for e, p, o in zip(part, prompts, outs)
                 ],
             )
             tracker.to(before + len(part))
     return read_jsonl(path)
+
+
+def _waves(task, sampler, part, prompts, params, waves, seed, fmt) -> list[list[str]]:
+    greedy = [[]] * len(part)
+    if params.greedy_first:
+        one = SamplingParams(n=1, temperature=0.0, max_new_tokens=params.max_new_tokens, stop=params.stop, seed=seed)
+        greedy = sampler.generate(prompts, one)
+    sampled = replace(params, n=waves.m, greedy_first=False)
+    ids = [e.id for e in part]
+    sc = draw_waves(sampler, prompts, ids, sampled, waves, seed, lambda c, i: task.extract(c, fmt, part[i].choices))
+    return [g + s for g, s in zip(greedy, sc)]
 
 
 def run_eval(
@@ -169,14 +192,16 @@ def run_eval(
     max_new_tokens: int,
     seed: int,
     batch_rows: int = 128,
+    waves: Waves | None = None,
 ) -> dict:
-    """Evaluate every mode in cfg.modes; finished modes (their .jsonl exists) are skipped."""
+    """Evaluate every mode in cfg.modes; finished modes (their .jsonl exists) are skipped. `waves`:
+    early stopping of the sc paths (see generate_group)."""
     out_dir = Path(out_dir)
     todo = [m for m in cfg.modes if not (out_dir / f"{m}.jsonl").exists()]
     for group, modes in _groups(todo):
         partial = out_dir / f"{group}.partial.jsonl"
         raw = generate_group(
-            task, sampler, examples, group, modes, partial, cfg, shots, max_new_tokens, seed, batch_rows
+            task, sampler, examples, group, modes, partial, cfg, shots, max_new_tokens, seed, batch_rows, waves
         )
         for mode in modes:
             write_jsonl(out_dir / f"{mode}.jsonl", score_rows(task, examples, raw, mode))

@@ -17,6 +17,7 @@ import time
 
 from .build import run_build
 from .config import ConfigError, RunConfig, diff_configs, load_config
+from .earlystop import Waves, full_vote_users
 from .evaluate import run_eval
 from .io import InputError, Manifest, write_json
 from .pool import DataPool
@@ -148,6 +149,7 @@ class Pipeline:
             s.max_new_tokens,
             self.cfg.seed,
             s.batch_rows,
+            waves=self._waves("sc", self.cfg.eval.sc_m),
         )
         return {"accuracy": {k: v["accuracy"] for k, v in summary.items() if "accuracy" in v}}
 
@@ -189,8 +191,17 @@ class Pipeline:
     def _sample(self, k):
         engine = self.runtime.sample_engine(self.runtime.spec(k - 1, draw=self.chosen(k - 1)))
         seed = self.cfg.seed + 1000 * (k - 1)
-        rows = run_sample(self.task, engine, self.questions(k), self.round_dir(k), self.cfg.sample, seed)
-        return {"questions": len(rows)}
+        waves = self._waves("sample", self.cfg.sample.m)
+        rows = run_sample(self.task, engine, self.questions(k), self.round_dir(k), self.cfg.sample, seed, waves)
+        drawn, full = sum(len(r["answers"]) for r in rows), sum(r.get("m", len(r["answers"])) for r in rows)
+        return {"questions": len(rows), "paths_drawn": drawn, "paths_full": full}
+
+    def _waves(self, stage: str, m: int) -> Waves | None:
+        """Early stopping for stage "sample" or "sc", unless something reads every path there."""
+        s, b = self.cfg.sample, self.cfg.build
+        if not s.early_stop or full_vote_users(self.cfg, bool(self.data.eval_examples))[stage]:
+            return None
+        return Waves(m, s.wave, threshold=b.threshold, distinct=b.max_paths) if stage == "sample" else Waves(m, s.wave)
 
     def _vote(self, k):
         weights = self._path_logprobs(k) if self.cfg.build.vote == "weighted" else None

@@ -285,6 +285,7 @@ def build_report(run_dir: Path) -> str:
         lines += [
             f"| {k} | {v['seconds']:.0f}"
             + (f" (reused from `{v['reused_from']}`)" if v.get("reused_from") else "")
+            + (f" ({v['paths_drawn']} of {v['paths_full']} paths drawn)" if v.get("paths_full") else "")
             + " |"
             for k, v in qs.items()
         ]

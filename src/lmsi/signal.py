@@ -128,7 +128,9 @@ def run_signal(
     """`lmsi signal`: evaluate greedy CoT and m sampled paths on labeled questions (by default the
     task's unlabeled split, whose gold is read only here), then the stats; returns (markdown, dir)."""
     extra = [f"data.task={task}", f"eval.task={task}", f"eval.limit={limit}", "eval.modes=[greedy_cot,sc]"]
-    extra += [f"eval.sc_m={paths}"] + ([f"model={model}"] if model else [])
+    extra += [f"eval.sc_m={paths}", "sample.early_stop=false"] + (
+        [f"model={model}"] if model else []
+    )  # pass@k: all paths
     cfg = load_config(config, overrides + extra)
     split = split or task_from_data(task, vars(cfg.data)).unlabeled_split
     run_dir = run_dir or Path("runs") / "signal" / slug(task, split, (model or "default").split("/")[-1], f"m{paths}")

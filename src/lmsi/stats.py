@@ -86,7 +86,8 @@ def probe_agreement(eval_dir: Path) -> float | None:
     if not path.exists():
         return None
     rows = read_jsonl(path)
-    return sum(majority(r["answers"])[1] for r in rows) / max(1, len(rows))
+    # over all m planned paths: with early stopping, a lower bound (docs/early-stopping.md)
+    return sum(majority(r["answers"], r.get("m"))[1] for r in rows) / max(1, len(rows))
 
 
 def agreement_stalled(before: float, now: float, min_gain: float) -> bool:

@@ -70,7 +70,8 @@ def run_sweep(sweep_dir: Path, specs: list[str], config: Path | None = None, log
     sweep_dir = Path(sweep_dir)
     points, first_eval, passes = [], None, {}
     for point in grid:
-        cfg = load_config(config, rest + _point_overrides(point))
+        # points share one sampling pass, cut to their own m and threshold: it needs every path
+        cfg = load_config(config, rest + _point_overrides(point) + ["sample.early_stop=false"])
         cfg.run_dir = str(sweep_dir / _name(point))
         p = Pipeline(cfg, log=log)
         if first_eval:

@@ -12,10 +12,12 @@ from pathlib import Path
 from .io import read_jsonl, write_jsonl
 
 
-def majority(answers: list[str | None]) -> tuple[str | None, float, int]:
+def majority(answers: list[str | None], m: int | None = None) -> tuple[str | None, float, int]:
     """(answer, confidence, votes). None answers abstain: they never vote but do count
     in the denominator, so a question where most paths gave no answer is not confident.
-    Ties go to the answer that appeared first, which is deterministic for a fixed seed."""
+    Ties go to the answer that appeared first, which is deterministic for a fixed seed.
+    `m`: the denominator when only the first of m paths were drawn (early stopping): paths
+    not drawn count as abstaining, so the confidence is a lower bound of the full vote's."""
     if not answers:
         return None, 0.0, 0
     counts = Counter(a for a in answers if a is not None)
@@ -23,7 +25,7 @@ def majority(answers: list[str | None]) -> tuple[str | None, float, int]:
         return None, 0.0, 0
     first = {a: i for i, a in reversed(list(enumerate(answers))) if a is not None}
     best = max(counts, key=lambda a: (counts[a], -first[a]))
-    return best, counts[best] / len(answers), counts[best]
+    return best, counts[best] / (m or len(answers)), counts[best]
 
 
 def weighted_majority(answers: list[str | None], logprobs: list[float]) -> tuple[str | None, float, int]:
@@ -44,7 +46,11 @@ def vote_rows(samples: list[dict], logprobs: dict | None = None) -> list[dict]:
     """One vote per question; with `logprobs` (id -> each path's mean token log-prob) a weighted one."""
     out = []
     for s in samples:
-        answer, conf, votes = weighted_majority(s["answers"], logprobs[s["id"]]) if logprobs else majority(s["answers"])
+        m = s.get("m", len(s["answers"]))  # paths planned; an early-stopped question drew fewer
+        if logprobs:
+            answer, conf, votes = weighted_majority(s["answers"], logprobs[s["id"]])
+        else:
+            answer, conf, votes = majority(s["answers"], m)
         out.append(
             {
                 "id": s["id"],
@@ -53,6 +59,7 @@ def vote_rows(samples: list[dict], logprobs: dict | None = None) -> list[dict]:
                 "confidence": round(conf, 4),
                 "votes": votes,
                 "paths": len(s["answers"]),
+                "m": m,
                 "abstained": sum(a is None for a in s["answers"]),
                 "distinct": len({a for a in s["answers"] if a is not None}),
                 "gold": s.get("gold"),  # diagnostics only; never read by build/train

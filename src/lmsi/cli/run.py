@@ -169,6 +169,7 @@ def eval_cmd(
                 f"data.task={task or 'arith'}",
                 f"eval.limit={limit}",
                 "eval.modes=[" + ",".join(mode or ["greedy_cot"]) + "]",
+                "loop.stop=false",  # no loop here: no stop rule reads the sc vote shares, so sc may stop early
             ]
             extra += [f"model={model}"] if model else []
             extra += [f"eval.split={split}"] if split else []

@@ -51,6 +51,12 @@ class SampleConfig:
     top_p: float = opt(1.0, "nucleus sampling mass", gt=0.0, le=1.0)
     max_new_tokens: int = opt(80, "cap on tokens per path", ge=1)
     shots: int = opt(3, "few-shot CoT exemplars in the sampling prompt", ge=0)
+    early_stop: bool = opt(
+        False,
+        "draw each question's paths in waves and stop once the undrawn ones cannot change the majority answer "
+        "or whether it passes build.threshold (sc eval: the answer); off where every path is read: see docs/early-stopping.md",
+    )
+    wave: int = opt(4, "early_stop: paths per wave (one sampler call per question and wave)", ge=1)
     batch_rows: int = opt(128, "sequences decoded together (prompts x paths); bigger = faster GEMMs, more memory", ge=1)
     gpu_memory: float = opt(0.5, "backend=vllm: GPU memory share vLLM may take (training needs the rest)", gt=0, le=1)
 
