@@ -51,12 +51,12 @@ def test_pseudo_label_comes_from_n_votes_not_from_the_trained_group():
     # choice tasks: an option's text and its letter are the same answer
     reward = make_label_reward(get_task("commonsenseqa"), no_answer=-0.5)
     got = reward(
-        prompts=["p"] * 2,
-        completions=[" The answer is bank.", " The answer is (A)."],
-        label=["bank"] * 2,
-        choices=[["river", "bank", "shop"]] * 2,
+        prompts=["p"] * 3,
+        completions=[" The answer is bank.", " The answer is (B).", " The answer is (A)."],
+        label=["B"] * 3,  # labels are extracted answers: a choice task's are letters
+        choices=[["river", "bank", "shop"]] * 3,
     )
-    assert got == [1.0, 0.0]
+    assert got == [1.0, 1.0, 0.0]
 
 
 def test_no_answer_is_penalised():

@@ -219,8 +219,14 @@ class Pipeline:
         prev = k - 1 if self.cfg.loop.init == "previous" else 0
         model, tok = self.runtime.model(self.runtime.spec(prev, student=True, draw=self.chosen(prev)))
         self.runtime.release()  # training mutates it
-        out = self.rundir.draw_dir(k, d)
-        run_train(model, tok, out, self.cfg.train, self._train_seed(k, d), task=self.task)
+        out, c, extra = self.rundir.draw_dir(k, d), self.cfg, {}
+        if c.train.method == "grpo" and c.loop.stop:  # grpo's label-free stop probes the eval questions' text
+            q = [
+                (self.eval_task.prompt(e.question, "fewshot_cot", c.sample.shots), e.choices)
+                for e in self.data.eval_examples
+            ]
+            extra = {"probe": [{"prompt": p, "choices": ch} for p, ch in q], "min_gain": c.loop.min_gain}
+        run_train(model, tok, out, c.train, self._train_seed(k, d), task=self.task, **extra)
 
     def _eval(self, k, d):
         return self._evaluate(self.runtime.spec(k, draw=d), self.rundir.draw_dir(k, d) / "eval")
