@@ -95,6 +95,11 @@ def test_method_end_to_end(name, method_run, tiny_model_dir):
     assert any("loss" in h for h in log)
     if name == "grpo":
         assert any("reward" in h for h in log)
+        # the report says how many prompts were left out and shows the per-step plot
+        info = json.loads((r1 / "grpo_prompts.json").read_text())
+        report = (rd / "report.md").read_text()
+        assert f"{info['prompts'] - info['left_out']} of {info['prompts']} prompts trained on" in report
+        assert "![GRPO per step](report_grpo.png)" in report and (rd / "report_grpo.png").stat().st_size > 0
     manifest = json.loads((rd / "manifest.json").read_text())
     assert "round_01/train" in manifest["stages"] and "round_01/eval" in manifest["stages"]
     # the merged model is a plain transformers checkpoint
