@@ -165,6 +165,7 @@ def test_training_skips_ambiguous_prompts_and_logs_each_step(answer_model_dir, t
     assert "Q: pick blue A:" not in seen and {"Q: pick red A:", "Q: pick green A:"} <= set(seen)
     assert info["left_out"] == 4 - len(set(seen))
     assert len(steps) == len(set(seen))  # one prompt per step, one epoch
+    assert info["generated_tokens"] == round(sum(s["completion_length"] for s in steps) * 4)  # G=4, 1 prompt/step
     log = [h for h in _jsonl(tmp_path / "g/train_log.jsonl") if "reward" in h]
     for s, h in zip(steps, log):
         assert set(s) >= {"step", "reward", "all_equal", "completion_length"}

@@ -13,10 +13,11 @@ model, once it fails to rise by loop.min_gain over the best so far (the round lo
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
-from ..io import append_jsonl, write_json
+from ..io import append_jsonl, read_jsonl, write_json
 from ..progress import trainer_callbacks
 from ..stats import agreement_stalled
 from ..tasks import Task
@@ -77,6 +78,7 @@ def _trainer_class():
         in grpo_steps.jsonl; a stalled agreement stops training and restores the best weights."""
 
         probe_hook = None
+        last_log = None
 
         def log(self, logs: dict, start_time: float | None = None) -> None:
             step_log = "loss" in logs and self.model.training
@@ -92,6 +94,9 @@ def _trainer_class():
                 }
                 if "agreement" in logs:
                     row["agreement"] = logs["agreement"]
+                now = time.time()  # wall seconds since the previous step row (generation, probe, update): for sizing
+                row["seconds"] = round(now - (self.last_log or self.train_start), 1)
+                self.last_log = now
                 append_jsonl(Path(self.args.output_dir).parent / STEPS, [row])
 
     return ProbedGRPOTrainer
@@ -166,9 +171,13 @@ def train_grpo(
     if probe and cfg.grpo_probe_every:
         hook = trainer.probe_hook = AgreementProbe(tok, task, list(probe), cfg, cap, seed, min_gain)
         hook.start(trainer.model)
+    trainer.train_start = time.time()
     trainer.train(resume_from_checkpoint=resume)
     if hook:
         info.update(agreement_before=hook.base, best_agreement=hook.best, best_step=hook.best_step)
         info.update(stopped_at=hook.stopped_at, min_gain=min_gain)
+    steps = read_jsonl(round_dir / STEPS) if (round_dir / STEPS).exists() else []
+    per_step = cfg.grpo_generations * cfg.batch_size  # completions generated per optimizer step
+    info["generated_tokens"] = round(sum(s["completion_length"] or 0 for s in steps) * per_step)
     write_json(round_dir / INFO, info)
     return save_outputs(trainer.model, tok, round_dir, cfg, trainer.state.log_history)
