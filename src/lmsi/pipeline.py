@@ -221,10 +221,8 @@ class Pipeline:
         self.runtime.release()  # training mutates it
         out, c, extra = self.rundir.draw_dir(k, d), self.cfg, {}
         if c.train.method == "grpo" and c.loop.stop:  # grpo's label-free stop probes the eval questions' text
-            q = [
-                (self.eval_task.prompt(e.question, "fewshot_cot", c.sample.shots), e.choices)
-                for e in self.data.eval_examples
-            ]
+            probed = self.data.eval_examples[: c.train.grpo_probe_questions or None]
+            q = [(self.eval_task.prompt(e.question, "fewshot_cot", c.sample.shots), e.choices) for e in probed]
             extra = {"probe": [{"prompt": p, "choices": ch} for p, ch in q], "min_gain": c.loop.min_gain}
         run_train(model, tok, out, c.train, self._train_seed(k, d), task=self.task, **extra)
 

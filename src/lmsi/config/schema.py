@@ -134,6 +134,11 @@ class TrainConfig:
         "by loop.min_gain and keep the best model (loop.stop=false or 0 here: never)",
         ge=0,
     )
+    grpo_probe_questions: int = opt(
+        32,
+        "grpo: the first N eval questions probed (0 = all): a probe samples grpo_generations paths per question",
+        ge=0,
+    )
     grpo_vllm: str = opt(
         "auto",
         "grpo: generate with vLLM colocated on the GPU (auto: when vLLM imports and CUDA is up)",
