@@ -210,7 +210,7 @@ def grpo_section(run: RunDir, rounds: list[dict]) -> list[str]:
         line = (
             f"- round {r['k']}: {g['prompts'] - g['left_out']} of {g['prompts']} prompts trained on ({g['left_out']} "
             f"left out: pseudo-label share < {g['threshold']} of N={g['votes']} votes, {g['sampled_votes']} of them "
-            f"sampled before training); completion cap {g['max_tokens']} tokens ({g['cap_rule']}), "
+            f"sampled before training in {g.get('vote_seconds', '?')} s); completion cap {g['max_tokens']} tokens ({g['cap_rule']}), "
             f"{g.get('generated_tokens', '?')} tokens generated in training"
         )
         if g.get("agreement_before") is not None:

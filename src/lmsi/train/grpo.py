@@ -146,10 +146,16 @@ def train_grpo(
 
     rows = read_rows(round_dir / "prompts.jsonl", f"no question to prompt with; {PREFERENCE_HINT}")
     cap = completion_cap(cfg, tok, rows)
+    t = time.time()
     sampled = top_up_votes(model, tok, task, rows, cfg, cap, seed)
     kept, left_out = select_prompts(label_prompts(rows, cfg.grpo_votes), cfg.grpo_threshold)
     info = {"prompts": len(rows), "left_out": left_out, "threshold": cfg.grpo_threshold, "votes": cfg.grpo_votes}
-    info.update(sampled_votes=sampled, max_tokens=cap, cap_rule="set" if cfg.grpo_max_tokens else "auto")
+    info.update(
+        sampled_votes=sampled,
+        vote_seconds=round(time.time() - t, 1),
+        max_tokens=cap,
+        cap_rule="set" if cfg.grpo_max_tokens else "auto",
+    )
     print(f"grpo: {len(kept)} of {len(rows)} prompts trained on ({left_out} below share {cfg.grpo_threshold})")
     if not kept:
         raise EmptyTrainingSet(f"no prompt's pseudo-label reached train.grpo_threshold={cfg.grpo_threshold}: {info}")
