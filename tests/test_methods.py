@@ -12,7 +12,6 @@ from lmsi.build import BUILD_FILES, build_pairs, run_build
 from lmsi.cli import app
 from lmsi.config import BuildConfig, ConfigError, load_config
 from lmsi.tasks import get_task
-from lmsi.train import group_rewards, majority_rewards, make_majority_reward
 from lmsi.vote import vote_rows
 
 runner = CliRunner()
@@ -31,7 +30,7 @@ METHODS = {
     "sft": [],
     "sft_weighted": ["train.weighting=confidence"],
     "dpo": ["train.method=dpo"],
-    "grpo": ["train.method=grpo", "train.grpo_generations=2", "train.grpo_max_tokens=8"],
+    "grpo": ["train.method=grpo", "train.grpo_generations=2", "train.grpo_votes=4", "train.grpo_threshold=0"],
 }
 BUILT = {"sft": "train.jsonl", "sft_weighted": "train.jsonl", "dpo": "pairs.jsonl", "grpo": "prompts.jsonl"}
 
@@ -96,6 +95,11 @@ def test_method_end_to_end(name, method_run, tiny_model_dir):
     assert any("loss" in h for h in log)
     if name == "grpo":
         assert any("reward" in h for h in log)
+        # the report says how many prompts were left out and shows the per-step plot
+        info = json.loads((r1 / "grpo_prompts.json").read_text())
+        report = (rd / "report.md").read_text()
+        assert f"{info['prompts'] - info['left_out']} of {info['prompts']} prompts trained on" in report
+        assert "![GRPO per step](report_grpo.png)" in report and (rd / "report_grpo.png").stat().st_size > 0
     manifest = json.loads((rd / "manifest.json").read_text())
     assert "round_01/train" in manifest["stages"] and "round_01/eval" in manifest["stages"]
     # the merged model is a plain transformers checkpoint
@@ -247,8 +251,9 @@ def test_run_build_writes_the_methods_file(tmp_path):
         rows = run_build(task, tmp_path, BuildConfig(threshold=0.5), shots=1, seed=0, method=method)
         assert _jsonl(tmp_path / name) == rows and rows
     prompts = _jsonl(tmp_path / "prompts.jsonl")
-    # grpo prompts every question, confident or not: the reward needs no stored vote
+    # grpo prompts every question with its sampled answers: the train stage votes and thresholds
     assert sorted(p["id"] for p in prompts) == sorted(s["id"] for s in samples)
+    assert all(p["answers"] == s["answers"] for p in prompts for s in samples if s["id"] == p["id"])
     assert all(
         p["prompt"] == task.prompt(s["question"], "fewshot_cot", 1)
         for p in prompts
@@ -258,39 +263,8 @@ def test_run_build_writes_the_methods_file(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-def test_majority_reward_of_one_group():
-    task = get_task("arith")
-    group = [" a. The answer is 4.", " b. The answer is 4.", " c. The answer is 5.", " no answer"]
-    assert group_rewards(task, group) == [1.0, 1.0, 0.0, 0.0]
-    assert group_rewards(task, [" x", " y"]) == [0.0, 0.0]  # no answer anywhere: no majority to agree with
-    # text after a stop string is a made-up next question: its answer must not count
-    rambling = " The answer is 5.\n\nQ: another?\nA: The answer is 4."
-    assert group_rewards(task, [rambling, " The answer is 5.", " The answer is 4."]) == [1.0, 1.0, 0.0]
-    assert majority_rewards(["5", "4", "4", "5"]) == [1.0, 0.0, 0.0, 1.0]  # tie: the first seen, as in the vote
-    assert majority_rewards([None, None, "3"]) == [0.0, 0.0, 1.0]
-
-
-def test_majority_reward_groups_a_batch_by_question():
-    task = get_task("arith")
-    reward = make_majority_reward(task)
-    say = lambda a: f" so {a}. The answer is {a}."  # noqa: E731
-    ids = ["a", "b", "a", "b", "a", "b"]
-    completions = [say(4), say(7), say(4), say(8), say(5), say(8)]
-    got = reward(prompts=["p"] * 6, completions=completions, id=ids, choices=[[]] * 6, trainer_state=None)
-    assert got == [1.0, 0.0, 1.0, 1.0, 0.0, 1.0]
-    # choice tasks: an option's text and its letter are the same answer
-    reward = make_majority_reward(get_task("commonsenseqa"))
-    got = reward(
-        prompts=["p"] * 3,
-        completions=[" The answer is bank.", " The answer is (B).", " The answer is (A)."],
-        id=["q"] * 3,
-        choices=[["river", "bank", "shop"]] * 3,
-    )
-    assert got == [1.0, 1.0, 0.0]
-
-
 def _grpo_log(model_dir, rd, prompts: list[dict], overrides: list[str]) -> list[dict]:
-    """Train grpo with the real majority reward on `prompts`; the per-step log (reward, ...)."""
+    """Train grpo with the pseudo-label reward on `prompts`; the per-step log (reward, ...)."""
     from lmsi.models import load_model
     from lmsi.train import run_train
 
@@ -305,13 +279,16 @@ def _grpo_log(model_dir, rd, prompts: list[dict], overrides: list[str]) -> list[
 COLOURS = ("red", "blue", "green", "gold")
 
 
-def test_grpo_learns_to_agree_with_its_own_majority(answer_model_dir, tmp_path, one_thread):
-    """GRPO with the real majority reward: where a group's answers disagree there is a signal,
-    and following it raises the group-agreement reward and changes the weights. (Before: on the
-    tiny arith model every reward was 0 and no group ever disagreed.)"""
-    prompts = [{"id": c, "prompt": f"Q: pick {c} A:", "choices": []} for c in COLOURS]
+def test_grpo_learns_to_agree_with_its_pseudo_label(answer_model_dir, tmp_path, one_thread):
+    """GRPO with the pseudo-label reward: where a group's answers disagree there is a signal,
+    and following it raises the reward and changes the weights. (Before: on the tiny arith
+    model every reward was 0 and no group ever disagreed.)"""
+    prompts = [
+        {"id": c, "prompt": f"Q: pick {c} A:", "choices": [], "answers": [str(n)] * 4} for n, c in enumerate(COLOURS, 1)
+    ]
     overrides = [
         "train.grpo_generations=8",
+        "train.grpo_votes=4",
         "train.grpo_max_tokens=8",
         "train.batch_size=2",
         "train.epochs=10",
@@ -340,7 +317,12 @@ def test_compare_runs(method_run, tmp_path):
         [c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")
     ]
     table = {c[0]: c[1:] for c in cells}
-    assert table["method"] == ["sft (lora)", "sft (confidence-weighted, lora)", "dpo (β=0.1, lora)", "grpo (G=2, lora)"]
+    assert table["method"] == [
+        "sft (lora)",
+        "sft (confidence-weighted, lora)",
+        "dpo (β=0.1, lora)",
+        "grpo (G=2, N=4, lora)",
+    ]
     pairs = len(_jsonl(dirs[2] / "round_01/pairs.jsonl"))
     sizes = table["training set"]
     assert sizes[2] == f"{pairs} pairs" and sizes[3] == "4 prompts" and sizes[0].endswith("rows")

@@ -63,7 +63,7 @@ def test_embedded_model_every_training_method(tmp_path):
     runs = {
         "sft_weighted": ["train.weighting=confidence"],
         "dpo": ["train.method=dpo"],
-        "grpo": ["train.method=grpo", "train.grpo_generations=2", "train.grpo_max_tokens=8"],
+        "grpo": ["train.method=grpo", "train.grpo_generations=2", "train.grpo_votes=4", "train.grpo_max_tokens=8"],
     }
     for name, extra in runs.items():
         reuse = [] if name == "sft_weighted" else ["--samples-from", str(tmp_path / "sft_weighted")]

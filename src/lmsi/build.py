@@ -2,7 +2,7 @@
 
   sft   train.jsonl:   confident questions' majority paths in four mixed formats (the paper)
   dpo   pairs.jsonl:   (majority path, minority path) pairs of confident questions
-  grpo  prompts.jsonl: few-shot CoT prompts of the unlabeled questions (the reward needs no label)
+  grpo  prompts.jsonl: few-shot CoT prompts of the unlabeled questions with their sampled answers
 
 Gold answers are never read here: only the vote's pseudo-label.
 """
@@ -108,13 +108,16 @@ def build_pairs(
 
 
 def build_prompts(task: Task, samples: list[dict], cfg: BuildConfig, shots: int, seed: int) -> list[dict]:
-    """GRPO prompts: every sampled question, confident or not, since the reward is computed
-    afresh from each group of generations during training."""
+    """GRPO prompts: every sampled question with its sampled answers (the train stage's votes,
+    topped up there when sample.m < train.grpo_votes, and thresholded there) and paths (whose
+    lengths set the auto completion cap)."""
     rows = [
         {
             "id": s["id"],
             "prompt": task.prompt(s["question"], "fewshot_cot", shots),
             "choices": list(s.get("choices") or ()),
+            "answers": s["answers"],
+            "paths": s["completions"],
         }
         for s in samples
     ]

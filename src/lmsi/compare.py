@@ -37,7 +37,9 @@ def _method(cfg: dict) -> str:
     detail = {
         "sft": "confidence-weighted" if t.get("weighting") == "confidence" else "",
         "dpo": f"β={t.get('dpo_beta')}",
-        "grpo": f"G={t.get('grpo_generations')}",
+        # runs from before train.grpo_votes rewarded the majority of the trained group itself
+        "grpo": f"G={t.get('grpo_generations')}, "
+        + (f"N={t['grpo_votes']}" if "grpo_votes" in t else "group majority"),
     }.get(m, "")
     return f"{m} ({detail}, {t.get('adapter', 'lora')})" if detail else f"{m} ({t.get('adapter', 'lora')})"
 
@@ -65,7 +67,7 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
         "name": run.path.name,
         "round": k,
         "config": cfg,
-        "method": _method(cfg),
+        "method": _method(run.raw_config() or cfg),  # as saved: a default must not stand in for an old run
         "modes": {m: ((before or {}).get(m), (after or {}).get(m)) for m in MODE_NAMES},
         "paired": {m: paired_gain(base / f"{m}.jsonl", rd / "eval" / f"{m}.jsonl") for m in MODE_NAMES},
         "transfer": paired_gain(base / "sc.jsonl", rd / "eval" / "greedy_cot.jsonl"),

@@ -28,7 +28,7 @@ from .selfgen import run_exemplars, run_questions
 from .stats import agreement_stalled, probe_agreement
 from .tasks import Exemplar, task_from_data
 from .trackers import Tracker
-from .train import run_train
+from .train import grpo_probe, run_train
 from .vote import run_vote
 
 ROUND_STAGES = ("sample", "vote", "select")
@@ -81,7 +81,6 @@ class Pipeline:
             for t in {id(self.task): self.task, id(self.eval_task): self.eval_task}.values():
                 t.exemplars = exemplars
 
-    # -- resume guard ---------------------------------------------------
     def _check_config(self, force: bool) -> None:
         """A run's config is locked once a stage has written output; before that (a start that
         failed on a typo, say) the run takes the new config."""
@@ -232,9 +231,10 @@ class Pipeline:
         prev = k - 1 if self.cfg.loop.init == "previous" else 0
         model, tok = self.runtime.model(self.runtime.spec(prev, student=True, draw=self.chosen(prev)))
         self.runtime.release()  # training mutates it
-        out = self.rundir.draw_dir(k, d)
+        out, c = self.rundir.draw_dir(k, d), self.cfg
         self.tracker.before_train(out.relative_to(self.run_dir).as_posix())
-        run_train(model, tok, out, self.cfg.train, self._train_seed(k, d), task=self.task)
+        extra = grpo_probe(self.eval_task, self.data.eval_examples, c) if c.train.method == "grpo" else {}
+        run_train(model, tok, out, c.train, self._train_seed(k, d), task=self.task, **extra)
 
     def _eval(self, k, d):
         return self._evaluate(self.runtime.spec(k, draw=d), self.rundir.draw_dir(k, d) / "eval")

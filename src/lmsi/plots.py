@@ -83,3 +83,39 @@ def plot_report(run: RunDir, before, rounds: list[dict], task) -> None:
     fig.tight_layout()
     fig.savefig(run.path / "report.png", dpi=100)
     plt.close(fig)
+
+
+def plot_grpo_steps(run: RunDir, rounds: list[dict]) -> None:
+    """report_grpo.png: per GRPO step the reward, the probe's agreement, the share of all-equal
+    groups (no advantage) and the mean completion length (right axis), one column per round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [r for r in rounds if r["grpo_steps"]]
+    fig, axes = plt.subplots(1, len(rounds), figsize=(6 * len(rounds), 4), squeeze=False)
+    for ax, r in zip(axes[0], rounds):
+        steps = r["grpo_steps"]
+        for key, label, style in (("reward", "reward", "o-"), ("all_equal", "all-equal groups", "s:")):
+            pts = [(s["step"], s[key]) for s in steps if s.get(key) is not None]
+            if pts:
+                ax.plot(*zip(*pts), style, ms=3, label=label)
+        probe = [(s["step"], s["agreement"]) for s in steps if "agreement" in s]
+        base = (r["grpo"] or {}).get("agreement_before")
+        probe = ([(0, base)] if base is not None else []) + probe
+        if probe:
+            ax.plot(*zip(*probe), "kD--", label="agreement, eval questions")
+        ax.set_xlabel("step")
+        ax.set_ylabel("reward / share")
+        ax.set_title(f"GRPO, round {r['k']}")
+        lengths = [(s["step"], s["completion_length"]) for s in steps if s.get("completion_length") is not None]
+        if lengths:
+            twin = ax.twinx()
+            twin.plot(*zip(*lengths), color="gray", alpha=0.6, label="completion length")
+            twin.set_ylabel("mean completion length (tokens)")
+            twin.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(run.path / "report_grpo.png", dpi=100)
+    plt.close(fig)

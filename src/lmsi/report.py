@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .evaluate import MODE_NAMES
-from .io import atomic_write_text
-from .plots import modes_in, plot_report
+from .io import atomic_write_text, read_json
+from .plots import modes_in, plot_grpo_steps, plot_report
 from .rundir import RunDir
 from .stats import (
     agreement_stalled,
@@ -55,6 +55,8 @@ def collect_rounds(run: RunDir, task, threshold: float) -> list[dict]:
                 "data": pseudo_label_stats(votes, threshold, task) if votes else None,
                 "rows": len(run.rows(out, "train")),
                 "log": run.rows(out, "train_log"),
+                "grpo_steps": run.rows(out, "grpo_steps"),
+                "grpo": read_json(out / "grpo_prompts.json"),
                 "votes": votes,
                 "trained": run.trained(k),
                 "draws": [(d, run.draw_dir(k, d) / "eval") for d in run.draws(k)],
@@ -198,6 +200,31 @@ def paired_section(base: Path, evals: list[tuple[int, Path]], modes: list[str]) 
     ]
 
 
+def grpo_section(run: RunDir, rounds: list[dict]) -> list[str]:
+    """What GRPO decided before training (prompts kept, votes sampled, cap) and its stop; the plot."""
+    lines = []
+    for r in rounds:
+        g = r["grpo"]
+        if not g:
+            continue
+        line = (
+            f"- round {r['k']}: {g['prompts'] - g['left_out']} of {g['prompts']} prompts trained on ({g['left_out']} "
+            f"left out: pseudo-label share < {g['threshold']} of N={g['votes']} votes, {g['sampled_votes']} of them "
+            f"sampled before training in {g.get('vote_seconds', '?')} s); completion cap {g['max_tokens']} tokens ({g['cap_rule']}), "
+            f"{g.get('generated_tokens', '?')} tokens generated in training"
+        )
+        if g.get("agreement_before") is not None:
+            line += f"; agreement {g['agreement_before']:.3f} before, best {g['best_agreement']:.3f} at step {g['best_step']}"
+            line += f", stopped at step {g['stopped_at']} (kept step {g['best_step']})" if g.get("stopped_at") else ""
+        lines.append(line + ".")
+    if not lines:
+        return []
+    if any(r["grpo_steps"] for r in rounds):
+        plot_grpo_steps(run, rounds)
+        lines += ["", "![GRPO per step](report_grpo.png)"]
+    return ["## GRPO", "", *lines, ""]
+
+
 def build_report(run_dir: Path) -> str:
     """Write report.md (+ report.png) and return the before/after table."""
     run = RunDir(run_dir)
@@ -249,6 +276,7 @@ def build_report(run_dir: Path) -> str:
         would = rule_verdict(base_probe, rounds, cfg["loop"]["min_gain"])
         if would:
             lines += [would, ""]
+    lines += grpo_section(run, rounds)
     last = next((r for r in reversed(rounds) if r["rows"]), None)
     if last:
         rows = run.rows(run.draw_dir(last["k"], run.chosen_draw(last["k"])), "train")

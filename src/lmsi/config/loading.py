@@ -30,6 +30,8 @@ def _check_value(path: str, f: dataclasses.Field, value: Any) -> Any:
     typ = type(f.default) if f.default is not dataclasses.MISSING else type(f.default_factory())
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if typ is str and isinstance(value, bool) and "on" in f.metadata.get("choices", ()):
+        value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
         raise ConfigError(f"config key {path!r} must be {typ.__name__}, got {value!r}")
     md = f.metadata

@@ -86,8 +86,8 @@ class TrainConfig:
     method: str = opt(
         "sft",
         "training objective: sft = fine-tune on majority paths (the paper); dpo = prefer majority over "
-        "minority paths of the same question; grpo = RL with reward 1 for agreeing with the majority of "
-        "the model's own group of samples",
+        "minority paths of the same question; grpo = RL with reward 1 for agreeing with the question's "
+        "pseudo-label (the majority of train.grpo_votes sampled answers)",
         choices=["sft", "dpo", "grpo"],
     )
     weighting: str = opt(
@@ -124,10 +124,38 @@ class TrainConfig:
         choices=list(TRACKERS),
     )
     dpo_beta: float = opt(0.1, "dpo: how strongly the policy is held to the reference (base) model", gt=0.0)
-    grpo_generations: int = opt(4, "grpo: completions per prompt; the reward's majority is over this group", ge=2)
-    grpo_max_tokens: int = opt(80, "grpo: cap on tokens per sampled completion", ge=1)
+    grpo_generations: int = opt(8, "grpo: completions per prompt trained on (the group)", ge=2)
+    grpo_votes: int = opt(
+        16,
+        "grpo: answers whose majority is a prompt's pseudo-label: the round's sampled paths when sample.m >= this, "
+        "else the missing ones are sampled once before training",
+        ge=1,
+    )
+    grpo_threshold: float = opt(
+        0.5, "grpo: train only on prompts whose pseudo-label has at least this share of the votes", ge=0.0, le=1.0
+    )
+    grpo_no_answer: float = opt(-0.5, "grpo: reward of a completion stating no answer (a wrong one gets 0)", le=0.0)
+    grpo_max_tokens: int = opt(
+        0, "grpo: cap on tokens per completion; 0 = auto: 1.25x the 95th percentile of the sampled paths' lengths", ge=0
+    )
     grpo_temperature: float = opt(0.7, "grpo: sampling temperature of the completions", gt=0.0)
     grpo_kl: float = opt(0.0, "grpo: KL penalty toward the base model (0 = none, no reference model held)", ge=0.0)
+    grpo_probe_every: int = opt(
+        10,
+        "grpo: every N steps measure agreement on the eval questions (no label read); stop when it did not rise "
+        "by loop.min_gain and keep the best model (loop.stop=false or 0 here: never)",
+        ge=0,
+    )
+    grpo_probe_questions: int = opt(
+        32,
+        "grpo: the first N eval questions probed (0 = all): a probe samples grpo_generations paths per question",
+        ge=0,
+    )
+    grpo_vllm: str = opt(
+        "auto",
+        "grpo: generate with vLLM colocated on the GPU (auto: when vLLM imports and CUDA is up)",
+        choices=["auto", "off", "on"],
+    )
     args: dict = opt(
         {},
         "any other trainer argument by its TRL name, passed straight into trl's SFTConfig/DPOConfig/GRPOConfig "
