@@ -61,7 +61,7 @@ def test_args_reach_the_trl_config(method, tiny_model_dir, tmp_path, monkeypatch
     row = {"id": q.id, "confidence": 1.0, "choices": [], "prompt": prompt}
     write_jsonl(tmp_path / "train.jsonl", [{**row, "completion": " 1 + 1 = 2. The answer is 2."}])
     write_jsonl(tmp_path / "pairs.jsonl", [{**row, "chosen": " The answer is 2.", "rejected": " The answer is 3."}])
-    write_jsonl(tmp_path / "prompts.jsonl", [row])
+    write_jsonl(tmp_path / "prompts.jsonl", [{**row, "answers": ["2"] * 16}])  # grpo: its N votes, all agreeing
     cfg = load_config(
         overrides=[
             f"train.method={method}",
