@@ -76,3 +76,15 @@ def _tiny_qwen2(out, tok, **extra):
     )
     Qwen2ForCausalLM(cfg).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """The tiny model's matmuls are too small to split: two threads contending for a busy
+    2-core machine made DPO steps ~20x slower than one."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -27,16 +27,6 @@ def _jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.fixture(scope="module")
-def one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- pure pieces ------------------------------------------------------------
 def test_pseudo_label_comes_from_n_votes_not_from_the_trained_group():
     """The group being trained agrees on 3; the N=8 votes sampled before say 5: the reward follows 5."""

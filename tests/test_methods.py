@@ -40,18 +40,6 @@ def _jsonl(path):
 
 
 @pytest.fixture(scope="module")
-def one_thread():
-    # the tiny model's matmuls are too small to split; two threads contending for a busy
-    # 2-core machine made DPO steps ~20x slower than one
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
 def method_run(tiny_model_dir, tmp_path_factory, one_thread):
     """name -> finished run dir; each method runs once per module, on first use."""
     root = tmp_path_factory.mktemp("methods")

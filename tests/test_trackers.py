@@ -8,22 +8,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from test_rounds import TINY as ROUNDS_TINY
 
 from lmsi.config import ConfigError, load_config
 from lmsi.pipeline import Pipeline
 from lmsi.tasks import task_from_data
 
-TINY = [
-    "data.limit=3",
-    "sample.m=3",
-    "sample.max_new_tokens=8",
-    "eval.limit=3",
-    "eval.sc_m=2",
-    "train.batch_size=2",
-    "build.threshold=0.5",
-    "backend=fake",
-    "loop.stop=false",
-]
+TINY = [*ROUNDS_TINY, "build.threshold=0.5", "loop.stop=false"]
 TASK = task_from_data("arith", {})
 
 
