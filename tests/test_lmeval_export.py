@@ -149,3 +149,30 @@ def test_export_keys_match_a_real_lm_eval_run(tmp_path, tiny_model_dir):
     assert set(sample) == set(ref_sample)
     assert set(sample["arguments"]["gen_args_0"]) == set(ref_sample["arguments"]["gen_args_0"])
     assert set(sample["arguments"]["gen_args_0"]["arg_1"]) <= set(ref_sample["arguments"]["gen_args_0"]["arg_1"])
+
+
+def test_crosscheck_script_small_limit(tmp_path, tiny_model_dir):
+    """benchmarks/lmeval_crosscheck.py end to end on 2 made-up items and the tiny model: both
+    harnesses run, their items line up by gold answer, and the report has the table and commands."""
+    data = tmp_path / "data" / "gsm8k"
+    data.mkdir(parents=True)
+    items = [
+        {"question": f"Ann has {a} cups and gets {b}. How many now?", "answer": f"#### {a + b}"}
+        for a, b in ((3, 4), (5, 6))
+    ]
+    (data / "test.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    report = tmp_path / "report.md"
+    cmd = [
+        *(sys.executable, str(ROOT / "benchmarks" / "lmeval_crosscheck.py"), "--tasks", "gsm8k", "--limit", "2"),
+        *("--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out")),
+        *("--max-gen-toks", "6", "--batch-size", "1", "--report", str(report)),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+    assert p.returncode == 0, p.stderr[-3000:]
+    text = report.read_text()
+    assert "Gold answers aligned item by item: gsm8k True" in text
+    assert "| gsm8k | 2 |" in text and "strict-match" in text and "flexible-extract" in text
+    assert "lmsi eval --task gsm8k" in text and "lm_eval run --model hf" in text
+    summary = json.loads(report.with_suffix(".json").read_text())
+    assert set(summary["gsm8k"]) == {"strict-match", "flexible-extract", "same_text"}
