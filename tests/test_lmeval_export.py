@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from lmsi.cli import app
 from lmsi.io import read_jsonl
+from lmsi.tasks import get_task
+from lmsi.tasks.data import data_root
 
 pytest.importorskip("lm_eval")
 from lm_eval.api.metrics import mean_stderr  # noqa: E402
@@ -176,3 +178,22 @@ def test_crosscheck_script_small_limit(tmp_path, tiny_model_dir):
     assert "lmsi eval --task gsm8k" in text and "lm_eval run --model hf" in text
     summary = json.loads(report.with_suffix(".json").read_text())
     assert set(summary["gsm8k"]) == {"strict-match", "flexible-extract", "same_text"}
+
+
+@pytest.mark.parametrize("lm_task,task", [("lmsi_gsm8k_cot", "gsm8k"), ("lmsi_arc_challenge_cot", "arc_challenge")])
+def test_lmeval_task_prompt_is_lmsis(lm_task, task):
+    """The repo's lm-eval tasks build, with lm-eval's own few-shot templating, the very prompt lmsi
+    sends for the same item, and the same gold answer."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    if not (data_root() / "gsm8k" / "test.jsonl").is_file():
+        pytest.skip("benchmark copies not found (LMSI_DATA)")
+    meta = {"data_dir": str(data_root())}
+    tm = TaskManager(include_path=str(ROOT / "benchmarks" / "lmeval_tasks"), include_defaults=False, metadata=meta)
+    lm = get_task_dict([lm_task], tm)[lm_task]
+    docs = list(lm.test_docs())[:8]
+    ours = get_task(task)
+    for doc, ex in zip(docs, ours.load("test", 8)):
+        assert lm.fewshot_context(doc, lm.config.num_fewshot) == ours.prompt(ex.question, "fewshot_cot", 3)
+        assert lm.doc_to_target(doc).strip("()") == ex.answer
+    assert lm.config.generation_kwargs["until"] == list(ours.stop)

@@ -22,7 +22,7 @@ SHOTS = 3  # lmsi's sample.shots default; the YAMLs' num_fewshot says the same
 def _json(data_dir, rel: str) -> datasets.DatasetDict:
     path = Path(data_dir or DEFAULT_DATA) / rel
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (pass --metadata '{{\"data_dir\": \"DIR\"}}')")
+        raise FileNotFoundError(f'{path}: not found (pass --metadata \'{{"data_dir": "DIR"}}\')')
     return datasets.load_dataset("json", data_files={"test": str(path)})
 
 
