@@ -54,12 +54,18 @@ def lmeval_cmd(task: str, folder: str, limit: int, tokens: int, out: Path, data_
     ]
 
 
-def run(cmd: list[str], env: dict, log) -> float:
-    exe = {"lmsi": [sys.executable, "-m", "lmsi.cli"], "lm_eval": [sys.executable, "-m", "lm_eval"]}[cmd[0]]
-    log(f"$ {shlex.join(cmd)}")
-    t = time.time()
-    subprocess.run([*exe, *cmd[1:]], cwd=ROOT, env=env, check=True)
-    return time.time() - t
+def run(cmds: dict[str, list[str]], env: dict, log) -> dict[str, float]:
+    """Run the commands side by side (each harness is one process); seconds each took."""
+    exe = {"lmsi": [sys.executable, "-m", "lmsi.cli"], "lm_eval": [sys.executable, "-m", "lm_eval"]}
+    procs, t, took = {}, time.time(), {}
+    for name, cmd in cmds.items():
+        log(f"$ {shlex.join(cmd)}")
+        procs[name] = subprocess.Popen([*exe[cmd[0]], *cmd[1:]], cwd=ROOT, env=env)
+    for name, p in procs.items():
+        if p.wait() != 0:
+            raise SystemExit(f"{name} failed (exit {p.returncode})")
+        took[name] = round(time.time() - t)
+    return took
 
 
 def lmeval_samples(out: Path, task: str) -> dict[str, list[dict]]:
@@ -155,7 +161,7 @@ def render(results: list[dict], commands: list[str], meta: dict) -> str:
                     f"({'right' if d['lm_eval'][1] else 'wrong'})"
                 )
     lines += ["", "## Commands", "", "```", *commands, "```", ""]
-    lines += [f"Wall time (s, shared 2-core CPU): {json.dumps(meta['seconds'])}", ""]
+    lines += [f"Wall time (s, both harnesses side by side on a shared 2-core CPU): {json.dumps(meta['seconds'])}", ""]
     return "\n".join(lines)
 
 
@@ -188,10 +194,10 @@ def main(argv: list[str] | None = None) -> None:
         ours, theirs = out / f"lmsi-{task}", out / f"lmeval-{task}"
         a = lmsi_cmd(task, args.model, args.limit, tokens, ours, args.batch_rows)
         b = lmeval_cmd(task, folder, args.limit, tokens, theirs, str(data.resolve()), args.batch_size)
-        if not (ours / "eval" / "greedy_cot.jsonl").exists():
-            seconds[f"lmsi {task}"] = round(run(a, env, print))
+        todo = {} if (ours / "eval" / "greedy_cot.jsonl").exists() else {f"lmsi {task}": a}
         if not glob.glob(str(theirs / "*" / "results_*.json")):
-            seconds[f"lm-eval {task}"] = round(run(b, env, print))
+            todo[f"lm-eval {task}"] = b
+        seconds |= run(todo, env, print) if todo else {}
         for cmd in (a, b):
             text = shlex.join(cmd).replace(str(ROOT) + "/", "").replace(str(data.resolve()), args.data_dir)
             commands.append(text.replace(folder, shown))
