@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         todo = {} if (ours / "eval" / "greedy_cot.jsonl").exists() else {f"lmsi {task}": a}
         if not glob.glob(str(theirs / "*" / "results_*.json")):
             todo[f"lm-eval {task}"] = b
-        seconds |= run(todo, env, print) if todo else {}
+        seconds |= run(todo, env, lambda s: print(s, flush=True)) if todo else {}
         for cmd in (a, b):
             text = shlex.join(cmd).replace(str(ROOT) + "/", "").replace(str(data.resolve()), args.data_dir)
             commands.append(text.replace(folder, shown))
