@@ -120,6 +120,12 @@ def _params(
     return SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, stop=task.stop, seed=seed)
 
 
+def mode_params(mode: str, task: Task, cfg: EvalConfig, max_new_tokens: int, seed: int) -> SamplingParams:
+    """How one mode's paths are generated when it is evaluated alone."""
+    ((group, modes),) = _groups([mode])
+    return _params(group, modes, task, cfg, max_new_tokens, seed)
+
+
 def generate_group(
     task: Task,
     sampler: Sampler,

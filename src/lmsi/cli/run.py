@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 
 from ..borrow import reuse_samples
+from ..lmeval import export_lmeval
 from ..report import build_report
-from ..rundir import slug
+from ..rundir import RunDir, slug
 from .app import CONFIG, FORCE, OVERRIDES, ROUND, RUN_DIR, app, console, guard, open_pipeline
 
 
@@ -154,14 +155,28 @@ def eval_cmd(
     which: str = typer.Option("both", help="In a run directory: base, tuned or both."),
     k: int = ROUND,
     redo: bool = typer.Option(False, "--redo", help="Re-evaluate even if done."),
+    export: str | None = typer.Option(
+        None,
+        "--export",
+        help="Also write the evaluation in another harness's layout: lm-eval (results_*.json, samples_*.jsonl).",
+    ),
+    export_dir: Path | None = typer.Option(None, "--export-dir", help="Where --export writes (default: RUN/lm-eval)."),
 ):
     """Evaluate a model: alone on any task (--task), or a run's base and tuned models on its held-out split.
 
     Examples:\n
       lmsi eval --task gsm8k --mode greedy-cot              # embedded default model, all 1,319 test questions\n
       lmsi eval --task arc_challenge --model my.gguf --mode sc --limit 200\n
-      lmsi eval --run-dir runs/default --which tuned
+      lmsi eval --run-dir runs/default --which tuned\n
+      lmsi eval --task gsm8k --limit 200 --export lm-eval   # also lm-evaluation-harness's output layout
     """
+    if export not in (None, "lm-eval"):
+        raise typer.BadParameter(f"unknown format {export!r}; the one supported is lm-eval", param_hint="--export")
+
+    def write(p, eval_dir: Path, model: str, examples) -> None:
+        out = export_dir or p.run_dir / "lm-eval"
+        files = export_lmeval(eval_dir, out, p.cfg, p.eval_task, model, examples)
+        console.print(f"lm-eval layout: {files[0]} (+{len(files) - 1} samples file(s))")
 
     def go():
         if task or model:
@@ -184,11 +199,19 @@ def eval_cmd(
                     f"[95% CI {100 * s['ci95'][0]:.1f}-{100 * s['ci95'][1]:.1f}]{f1}  unextractable {100 * s['unextractable']:.1f}%"
                 )
             console.print(f"per-item results: {p.run_dir / 'eval'}")
+            if export:
+                write(p, p.run_dir / "eval", p.cfg.model, p.data.held_out)
             return
         p = open_pipeline(config, run_dir, overrides, force)
         if which in ("base", "both"):
             p.stage("eval_base", force=redo)
         if which in ("tuned", "both"):
             p.stage("eval", k, force=redo)
+        if export:
+            run, base = RunDir(p.run_dir), p.cfg.student or p.cfg.model
+            if which in ("base", "both"):
+                write(p, run.base_eval, base, p.data.eval_examples)
+            if which in ("tuned", "both"):
+                write(p, run.eval_dir(k), f"{base}+lmsi-round{k}", p.data.eval_examples)
 
     guard(go)
