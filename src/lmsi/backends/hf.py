@@ -49,11 +49,12 @@ AttentionInterface.register(ROWWISE, _rowwise_attention)
 class HFSampler:
     name = "hf"
 
-    def __init__(self, model, tokenizer=None, batch_rows: int = 32, **_):
+    def __init__(self, model, tokenizer=None, batch_rows: int = 32, invariant_greedy: bool = True, **_):
         if isinstance(model, str):
             model, tokenizer = load_model(model)
         self.model, self.tok = model, tokenizer
         self.batch_rows = batch_rows
+        self.invariant_greedy = invariant_greedy  # False: greedy rows batch with sampled ones (a bench baseline)
         self._prefixes: dict[tuple, list] = {}  # KV of recent shared prefixes (greedy heads, sampled batches)
         eos = [tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)]
         self.eos = {x for e in eos for x in (e if isinstance(e, (list, tuple)) else [e]) if x is not None}
@@ -61,6 +62,8 @@ class HFSampler:
 
     @torch.inference_mode()
     def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[str]]:
+        if not self.invariant_greedy:
+            return self._sample(prompts, params, progress)
         if params.temperature <= 0 or params.n == params.greedy_first:  # greedy rows only
             return [[t] * params.n for t in self._greedy(prompts, params, progress)]
         greedy = self._greedy(prompts, params) if params.greedy_first else None
@@ -230,11 +233,11 @@ class HFSampler:
             lengths = lengths.repeat_interleave(n)
             mask = mask.repeat_interleave(n, 0)
         rows = logits.shape[0]
-        no_greedy = torch.zeros(rows, dtype=torch.bool, device=self.dev)  # greedy rows go to _greedy
+        greedy = (torch.arange(rows, device=self.dev) % n == 0) & bool(params.greedy_first)  # invariant_greedy off
         alive = torch.arange(rows, device=self.dev)  # original row index of each live batch row
         tokens: list[list[int]] = [[] for _ in range(rows)]
         for step in range(params.max_new_tokens):
-            nxt = pick_tokens(logits, no_greedy[: len(alive)], params, gen)
+            nxt = pick_tokens(logits, greedy[alive], params, gen)
             # one device sync per step
             keep = [
                 b for b, (r, t) in enumerate(zip(alive.tolist(), nxt.tolist())) if not self._take(tokens[r], t, params)
