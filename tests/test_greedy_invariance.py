@@ -19,6 +19,7 @@ from lmsi.backends.hf import HFSampler
 from lmsi.config import EvalConfig
 from lmsi.evaluate import run_eval
 from lmsi.tasks import get_task
+from lmsi.tasks.data import data_root
 
 
 def _twin(model, pairs):
@@ -82,6 +83,7 @@ def test_sampler_greedy_ignores_its_batch_mates(tiny_model_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not (data_root() / "multiarith").is_dir(), reason=f"benchmark copies not at {data_root()}")
 def test_embedded_model_greedy_ignores_its_batch_mates():
     """The real model (fp32), its prompt tokens twinned with rare tokens: MultiArith prompts
     greedy in one batch vs riding along with sampled paths and a shorter prompt."""
