@@ -98,23 +98,27 @@ def test_export_is_read_by_lm_eval_helpers(tmp_path):
     assert len(ds) == 6
 
 
+def _made_up_gsm8k(tmp_path, question: str, pairs) -> Path:
+    """A GSM8K-shaped test split of made-up sums (question formatted with a and b) under
+    tmp_path/data/gsm8k; returns the data folder a harness is pointed at."""
+    data = tmp_path / "data" / "gsm8k"
+    data.mkdir(parents=True)
+    items = [{"question": question.format(a=a, b=b), "answer": f"#### {a + b}"} for a, b in pairs]
+    (data / "test.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    return data.parent
+
+
 def test_export_keys_match_a_real_lm_eval_run(tmp_path, tiny_model_dir):
     """A 2-item lm-eval run (its own evaluator and writer, the repo's lmsi_gsm8k_cot task, the tiny model) writes
     the keys our export must have: every key it writes about the evaluation, none it doesn't."""
-    data = tmp_path / "data" / "gsm8k"
-    data.mkdir(parents=True)
-    items = [
-        {"question": f"Tom has {a} pens and buys {b}. How many now?", "answer": f"#### {a + b}"}
-        for a, b in ((2, 3), (4, 5))
-    ]
-    (data / "test.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    data_dir = _made_up_gsm8k(tmp_path, "Tom has {a} pens and buys {b}. How many now?", ((2, 3), (4, 5)))
     ref = tmp_path / "ref"
     # in-process, as lm_eval's CLI does it (its CLI first indexes every stock task: minutes on 2 CPUs)
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
-    meta = {"data_dir": str(tmp_path / "data")}
+    meta = {"data_dir": str(data_dir)}
     tracker = EvaluationTracker(output_path=str(ref))
     tasks = TaskManager(include_path=str(ROOT / "benchmarks" / "lmeval_tasks"), include_defaults=False, metadata=meta)
     got = simple_evaluate(
@@ -158,17 +162,11 @@ def test_export_keys_match_a_real_lm_eval_run(tmp_path, tiny_model_dir):
 def test_crosscheck_script_small_limit(tmp_path, tiny_model_dir):
     """benchmarks/lmeval_crosscheck.py end to end on 2 made-up items and the tiny model: both
     harnesses run, their items line up by gold answer, and the report has the table and commands."""
-    data = tmp_path / "data" / "gsm8k"
-    data.mkdir(parents=True)
-    items = [
-        {"question": f"Ann has {a} cups and gets {b}. How many now?", "answer": f"#### {a + b}"}
-        for a, b in ((3, 4), (5, 6))
-    ]
-    (data / "test.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    data_dir = _made_up_gsm8k(tmp_path, "Ann has {a} cups and gets {b}. How many now?", ((3, 4), (5, 6)))
     report = tmp_path / "report.md"
     cmd = [
         *(sys.executable, str(ROOT / "benchmarks" / "lmeval_crosscheck.py"), "--tasks", "gsm8k", "--limit", "2"),
-        *("--model", str(tiny_model_dir), "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out")),
+        *("--model", str(tiny_model_dir), "--data-dir", str(data_dir), "--out", str(tmp_path / "out")),
         *("--max-gen-toks", "6", "--batch-size", "1", "--report", str(report)),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
