@@ -12,7 +12,12 @@ from lmsi.models import load_model
 from lmsi.tasks import TASKS, get_task
 
 
-def test_remote_code_never_runs_unless_asked(tiny_model_dir, tmp_path):
+def test_remote_code_never_runs_unless_asked(tiny_model_dir, tmp_path, monkeypatch):
+    from transformers import Qwen2Config
+
+    # the trusted load registers the repo's class (Qwen2Config itself) for AutoConfig; undone after
+    # the test, or every later save_pretrained of a Qwen2 model would try to copy its "remote code"
+    monkeypatch.setattr(Qwen2Config, "_auto_class", Qwen2Config._auto_class)
     repo = tmp_path / "custom"
     shutil.copytree(tiny_model_dir, repo)
     marker = tmp_path / "ran.txt"
