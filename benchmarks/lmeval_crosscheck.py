@@ -55,8 +55,10 @@ def lmeval_cmd(task: str, folder: str, limit: int, tokens: int, out: Path, data_
 
 
 def run(cmds: dict[str, list[str]], env: dict, log) -> dict[str, float]:
-    """Run the commands side by side (each harness is one process); seconds each took."""
+    """Run the commands side by side (each harness is one process, on its share of the cores:
+    two processes each using every core slow each other down); seconds each took."""
     exe = {"lmsi": [sys.executable, "-m", "lmsi.cli"], "lm_eval": [sys.executable, "-m", "lm_eval"]}
+    env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // max(1, len(cmds))))} | env
     procs, t, took = {}, time.time(), {}
     for name, cmd in cmds.items():
         log(f"$ {shlex.join(cmd)}")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from lmsi.compare import _train_items
 from lmsi.config import ConfigError, load_config
 from lmsi.tasks import get_task
 from lmsi.train import grpo as grpo_mod
@@ -155,6 +156,8 @@ def test_training_skips_ambiguous_prompts_and_logs_each_step(answer_model_dir, t
     assert "Q: pick blue A:" not in seen and {"Q: pick red A:", "Q: pick green A:"} <= set(seen)
     assert info["left_out"] == 4 - len(set(seen))
     assert len(steps) == len(set(seen))  # one prompt per step, one epoch
+    # lmsi compare's training-set size counts the prompts trained on, not the build file's rows
+    assert _train_items(tmp_path / "g/prompts.jsonl", tmp_path / "g" / grpo_mod.INFO) == len(set(seen))
     assert info["generated_tokens"] == round(sum(s["completion_length"] for s in steps) * 4)  # G=4, 1 prompt/step
     log = [h for h in _jsonl(tmp_path / "g/train_log.jsonl") if "reward" in h]
     for s, h in zip(steps, log):

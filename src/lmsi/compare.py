@@ -8,6 +8,7 @@ eval/, votes.jsonl, the build file and train_log.jsonl); like the report, it nev
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .build import BUILD_FILES
@@ -17,6 +18,7 @@ from .io import InputError, read_jsonl
 from .report import cell_paired
 from .rundir import RunDir
 from .stats import paired_gain, paired_gain_over_draws, pseudo_label_stats, spread
+from .train.grpo import INFO as GRPO_INFO
 
 
 def trained_round(run: RunDir, k: int = 0) -> int:
@@ -29,6 +31,14 @@ def trained_round(run: RunDir, k: int = 0) -> int:
 
 def _acc(s: dict | None) -> str:
     return f"{100 * s['accuracy']:.1f} [{100 * s['ci95'][0]:.0f}–{100 * s['ci95'][1]:.0f}]" if s else "–"
+
+
+def _train_items(build_file: Path, grpo_info: Path) -> int | None:
+    """Rows, pairs or prompts trained on: GRPO leaves ambiguous prompts of its build file out."""
+    if grpo_info.exists():
+        info = json.loads(grpo_info.read_text())
+        return info["prompts"] - info["left_out"]
+    return len(read_jsonl(build_file)) if build_file.exists() else None
 
 
 def _method(cfg: dict) -> str:
@@ -73,7 +83,7 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
         "transfer": paired_gain(base / "sc.jsonl", rd / "eval" / "greedy_cot.jsonl"),
         "greedy_file": rd / "eval" / "greedy_cot.jsonl",
         "pseudo": pseudo_label_stats(votes, cfg["build"]["threshold"], run.task) if votes else None,
-        "train_items": len(read_jsonl(build_file)) if build_file.exists() else None,
+        "train_items": _train_items(build_file, rd / GRPO_INFO),
         "item_kind": {"sft": "rows", "dpo": "pairs", "grpo": "prompts"}.get(method, "rows"),
         "steps": max((h.get("step", 0) for h in log), default=None),
         "train_seconds": train_stage["seconds"] if train_stage else None,
