@@ -74,11 +74,11 @@ def test_bench_sample_reports_ratio_against_naive(tiny_model_dir, tmp_path, monk
             "--max-new-tokens",
             "6",
             "--engines",
-            "naive,hf",
+            "naive,hf,hf-int8",
         ],
     )
     assert r.exit_code == 0, r.output
-    assert "| naive |" in r.stdout and "| hf |" in r.stdout and "roofline" in r.stdout
+    assert "| naive |" in r.stdout and "| hf |" in r.stdout and "| hf-int8 |" in r.stdout and "roofline" in r.stdout
     saved = list((tmp_path / "benchmarks/results").glob("sample-*.md"))
     assert saved and "Command: `lmsi" in saved[0].read_text()
 
@@ -128,3 +128,19 @@ def test_score_is_the_mean_token_logprob_of_each_completion(tiny_model_dir):
         lp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
         want = torch.stack([lp[t - 1, ids[t]] for t in range(len(p), len(ids))]).mean().item()
         assert abs(g - want) < 1e-4, (g, want)
+
+
+def test_int8_engine_quantizes_a_copy_that_keeps_the_logits(tiny_model_dir):
+    """bench's hf-int8 engine: every Linear of the copy holds int8 weights, the original keeps its
+    fp32 ones, and the copy's next-token logits follow the original's closely."""
+    from lmsi.bench import int8_dynamic
+
+    model, tok = _load(tiny_model_dir)
+    q = int8_dynamic(model)
+    linears = [m for m in model.modules() if type(m) is torch.nn.Linear]
+    assert linears and not any(type(m) is torch.nn.Linear for m in q.modules())
+    assert all(m.weight.dtype == torch.float32 for m in linears)
+    ids = tok("Q: Ben has 4 cards and finds 3 more. How many?\nA:", return_tensors="pt").input_ids
+    with torch.no_grad():
+        a, b = model(ids).logits[0, -1], q(ids).logits[0, -1]
+    assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.99
