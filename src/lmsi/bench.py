@@ -149,7 +149,7 @@ def run_bench(
         f"Workload: {len(prompts)} {task_name} questions, {shots}-shot CoT prompt (~{prompt_tokens:.0f} tokens), "
         f"m={m}, T={temperature}, ≤{max_new_tokens} new tokens; model `{spec}` ({n_params / 1e6:.0f} M params, "
         f"torch {dtype}).",
-        f"Machine: {platform.processor() or platform.machine()}, {_cpus()} CPUs; matmul peak measured now: "
+        f"Machine: {cpu_name()}, {_cpus()} CPUs; matmul peak measured now: "
         f"fp32 {peak['float32']:.0f}, bf16 {peak['bfloat16']:.1f} GFLOP/s → roofline {roofline:.0f} tok/s.",
         "",
         "| engine | tok/s | paths/s | × baseline | roofline | answer acc. | seconds |",
@@ -165,6 +165,18 @@ def run_bench(
             f"{100 * r['roofline']:.1f} % | {100 * r['accuracy']:.1f} % | {r['seconds']:.0f} |"
         )
     return "\n".join(lines), results
+
+
+def cpu_name() -> str:
+    """The CPU's model name and the matmul instruction sets that decide which dtype is fast."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((x.split(":", 1)[1].strip() for x in info.splitlines() if x.startswith("model name")), "?")
+    flags = set(next((x.split(":", 1)[1].split() for x in info.splitlines() if x.startswith("flags")), []))
+    isa = [label for flag, label in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("amx_bf16", "AMX")) if flag in flags]
+    return f"{platform.machine()} {name} ({', '.join(isa) or 'no AVX2'})"
 
 
 def _cpus() -> int:

@@ -31,7 +31,11 @@ def bench_sample(
     shots: int = typer.Option(4, "--shots"),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
     temperature: float = typer.Option(0.7, "--temperature"),
-    engines: str = typer.Option("naive,hf,llamacpp", "--engines", help="Comma list of naive, hf, hf-int8 (hf on int8 dynamically quantized Linear layers), llamacpp."),
+    engines: str = typer.Option(
+        "naive,hf,llamacpp",
+        "--engines",
+        help="Comma list of naive, hf, hf-int8 (hf on int8 dynamically quantized Linear layers), llamacpp.",
+    ),
     batch_rows: int = typer.Option(128, "--batch-rows"),
     save: bool = typer.Option(True, "--save/--no-save", help="Write benchmarks/results/sample-<time>.md."),
 ):
