@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lmsi.backends.hf import HFSampler
+from lmsi.bench import cpu_name
 from lmsi.config import RunConfig
 from lmsi.evaluate import run_eval
 from lmsi.models import load_model
@@ -55,7 +55,7 @@ def main() -> None:
     old, new = statistics.mean(times[False]), statistics.mean(times[True])
     differ = sum(greedy[True][i] != greedy[False][i] for i in greedy[True])
     text = (
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"Machine: {cpu_name()}, {torch.get_num_threads()} torch threads, "
         f"model {cfg.model} (float32), task {task.name} {task.eval_split}, {len(examples)} questions, "
         f"modes {cfg.eval.modes}, sc_m {cfg.eval.sc_m}, {s.shots} shots, <= {s.max_new_tokens} tokens, "
         f"batch_rows {s.batch_rows}, {args.reps} reps each, alternating.\n\n"
