@@ -144,3 +144,12 @@ def test_int8_engine_quantizes_a_copy_that_keeps_the_logits(tiny_model_dir):
     with torch.no_grad():
         a, b = model(ids).logits[0, -1], q(ids).logits[0, -1]
     assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.99
+
+
+def test_bench_sample_names_a_bad_dtype():
+    from typer.testing import CliRunner
+
+    from lmsi.cli import app
+
+    r = CliRunner().invoke(app, ["bench", "sample", "--dtype", "fp33", "--no-save"])
+    assert r.exit_code == 2 and "--dtype takes auto, float32" in r.output

@@ -92,12 +92,13 @@ def run_bench(
     engines: list[str],
     batch_rows: int,
     log=print,
+    dtype: str = "auto",
 ) -> tuple[str, list[dict]]:
     task = get_task(task_name)
     examples = task.load(task.unlabeled_split, questions)
     prompts = [task.prompt(e.question, "fewshot_cot", shots) for e in examples]
     params = SamplingParams(n=m, temperature=temperature, max_new_tokens=max_new_tokens, stop=task.stop, seed=0)
-    dtype = pick_dtype("auto")
+    dtype = pick_dtype(dtype)
     model, tok = load_model(spec, dtype)
     n_params = sum(p.numel() for p in model.parameters())
     peak = {d: matmul_gflops(d, device=str(model.device)) for d in ("float32", "bfloat16")}

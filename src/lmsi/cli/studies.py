@@ -37,6 +37,7 @@ def bench_sample(
         help="Comma list of naive, hf, hf-int8 (hf on int8 dynamically quantized Linear layers), llamacpp.",
     ),
     batch_rows: int = typer.Option(128, "--batch-rows"),
+    dtype: str = typer.Option("auto", "--dtype", help="torch dtype of naive and hf: auto (the faster here), float32."),
     save: bool = typer.Option(True, "--save/--no-save", help="Write benchmarks/results/sample-<time>.md."),
 ):
     """Sampling throughput: naive `model.generate` (baseline) vs each backend, same prompts, same run.
@@ -45,6 +46,8 @@ def bench_sample(
     """
 
     def go():
+        if dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise InputError(f"--dtype takes auto, float32, bfloat16 or float16, not {dtype!r}")
         text, _ = run_bench(
             model,
             task,
@@ -56,6 +59,7 @@ def bench_sample(
             [e.strip() for e in engines.split(",") if e.strip()],
             batch_rows,
             log=lambda m: console.print(m, style="dim"),
+            dtype=dtype,
         )
         print(text)
         if save:
