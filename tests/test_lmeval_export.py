@@ -197,3 +197,8 @@ def test_lmeval_task_prompt_is_lmsis(lm_task, task):
         assert lm.fewshot_context(doc, lm.config.num_fewshot) == ours.prompt(ex.question, "fewshot_cot", 3)
         assert lm.doc_to_target(doc).strip("()") == ex.answer
     assert lm.config.generation_kwargs["until"] == list(ours.stop)
+    # every filter builds with the settings the YAML gives it (a wrong filter name or keyword
+    # only fails after the whole generation, when lm-eval applies the filters)
+    for ensemble in lm._filters:
+        for make in ensemble.filters:
+            make()
