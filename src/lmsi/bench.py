@@ -108,11 +108,9 @@ def run_bench(
     for engine in engines:
         if engine == "naive":
             run = lambda: naive_generate(model, tok, prompts, params)  # noqa: E731
-        elif engine == "hf":
-            sampler = get_sampler("hf", model, tokenizer=tok, batch_rows=batch_rows)
-            run = lambda s=sampler: s.generate(prompts, params)  # noqa: E731
-        elif engine == "hf-int8":
-            sampler = get_sampler("hf", int8_dynamic(model), tokenizer=tok, batch_rows=batch_rows)
+        elif engine in ("hf", "hf-int8"):
+            weights = int8_dynamic(model) if engine == "hf-int8" else model
+            sampler = get_sampler("hf", weights, tokenizer=tok, batch_rows=batch_rows)
             run = lambda s=sampler: s.generate(prompts, params)  # noqa: E731
         elif engine == "llamacpp":
             path = gguf_file(spec)

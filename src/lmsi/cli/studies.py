@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import typer
@@ -11,6 +12,7 @@ from ..archive import archive_run
 from ..bench import run_bench, save_result
 from ..bench_train import run_train_bench, save_train_result
 from ..compare import compare_runs
+from ..config import RunConfig
 from ..export import export_model, push_to_hub
 from ..io import InputError, atomic_write_text
 from ..results import build_results
@@ -37,7 +39,9 @@ def bench_sample(
         help="Comma list of naive, hf, hf-int8 (hf on int8 dynamically quantized Linear layers), llamacpp.",
     ),
     batch_rows: int = typer.Option(128, "--batch-rows"),
-    dtype: str = typer.Option("auto", "--dtype", help="torch dtype of naive and hf: auto (the faster here), float32."),
+    dtype: str = typer.Option(
+        "auto", "--dtype", help="torch dtype of naive and hf: auto (the faster here), float32 or bfloat16."
+    ),
     save: bool = typer.Option(True, "--save/--no-save", help="Write benchmarks/results/sample-<time>.md."),
 ):
     """Sampling throughput: naive `model.generate` (baseline) vs each backend, same prompts, same run.
@@ -46,8 +50,9 @@ def bench_sample(
     """
 
     def go():
-        if dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise InputError(f"--dtype takes auto, float32, bfloat16 or float16, not {dtype!r}")
+        allowed = next(f for f in fields(RunConfig) if f.name == "dtype").metadata["choices"]  # the config's own
+        if dtype not in allowed:
+            raise InputError(f"--dtype takes {', '.join(allowed[:-1])} or {allowed[-1]}, not {dtype!r}")
         text, _ = run_bench(
             model,
             task,
