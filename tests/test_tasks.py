@@ -76,6 +76,8 @@ CHOICE_TABLE = [
     ("The answer is (A). Wait, no: the answer is (D).", "D"),  # last statement
     ("The answer is **(A)**", "A"),
     ("The answer is (A) or (C).", None),  # ambiguous
+    ("The answer is (D). More text. The answer is (", "D"),  # a statement cut off by the token cap
+    ("The answer is (C).\nThe answer is", "C"),
     ("Option (B) looks right.", None),  # no answer statement
     ("The answer is (F).", None),  # not an option
     ("The answer is sandpaper.", None),
@@ -96,6 +98,7 @@ NLI_TABLE = [
     ("The answer is true", "yes"),
     ("The answer is nobody knows.", None),  # 'no' must be a whole word
     ("Yes, clearly.", None),
+    ("The answer is no. The answer is **", "no"),  # cut off: the statement before counts
 ]
 
 

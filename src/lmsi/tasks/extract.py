@@ -65,15 +65,17 @@ _PUNCT = re.compile(r"[^\w\s]")
 
 
 def answer_clause(completion: str) -> str | None:
-    """The text after the last 'answer is', up to the end of that line."""
+    """The text after the last 'answer is' that says anything, up to the end of that line.
+
+    A statement with no word in it ('The answer is (' cut off by the token cap) is not an
+    answer: the one before it counts, as a number after 'answer is' must be there to count."""
     found = None
     for line in completion.split("\n"):
         for m in _CLAUSE.finditer(line):
-            found = line[m.end() :]
-    if found is None:
-        return None
-    found = found.strip().strip("\"'*`").strip()
-    return found or None
+            said = line[m.end() :].strip().strip("\"'*`").strip()
+            if re.search(r"\w", said):
+                found = said
+    return found
 
 
 def _norm(text: str) -> str:
