@@ -3,7 +3,7 @@
 # Every step is resumable: rerun the script (or one step) and finished work is skipped.
 # Run it from the repository root: each step reads its settings from configs/<name>.yaml.
 #
-#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith_cpu_variants multiarith gsm8k15
+#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check multiarith gsm8k15
 #                                            (default: signal05 signal15 multiarith gsm8k15)
 #
 # Env: R (runs folder, default runs/ref), A (archives, default docs/runs), M05 / M15 (model specs, default the embedded GGUFs),
@@ -55,12 +55,19 @@ step() {
       # a third draw of one epoch vs two, the one variant that led on both seeds
       v multiarith_05_cpu_seed2 multiarith_05_cpu_round1 train.seed=2 -- multiarith_05_cpu
       v multiarith_05_cpu_epochs2_seed2 multiarith_05_cpu_epochs2 train.seed=2 -- multiarith_05_cpu ;;
+    # one round on other tasks, trained whatever the vote says: does the weak-vote rule
+    # (loop.min_agreement) separate the runs that helped from those that did not? (docs/vote-check.md)
+    vote_check)
+      for t in ${VOTE_TASKS:-arith gsm8k commonsenseqa}; do
+        $L run -r "$R/vote_check_05_$t" --config configs/vote_check.yaml data.task="$t" model="$M05" "${X[@]}"
+        if [[ -e "$R/vote_check_05_$t/manifest.json" ]]; then $L archive "$R/vote_check_05_$t" "${A:-docs/runs}/vote_check_05_$t"; fi
+      done ;;
     # the strongest real-benchmark signal of the 0.5B: three rounds on the same 299 unlabeled
     # MultiArith questions (one near-duplicate of a test question dropped), scored on all 300 test ones
     multiarith) $L run -r "$R/multiarith_05" --config configs/multiarith_05.yaml model="$M05" "${X[@]}" ;;
     # the paper's flagship with the 1.5B: 2,000 unlabeled train questions, full 1,319-question test
     gsm8k15) $L run -r "$R/gsm8k_15" --config configs/gsm8k_15.yaml model="$M15" "${X[@]}" ;;
-    *) echo "unknown step: $1 (signal05 signal15 multiarith_cpu multiarith_cpu_variants multiarith gsm8k15)" >&2; exit 2 ;;
+    *) echo "unknown step: $1 (signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check multiarith gsm8k15)" >&2; exit 2 ;;
   esac
 }
 

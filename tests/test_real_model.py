@@ -25,6 +25,7 @@ def test_embedded_model_end_to_end(tmp_path):
         "eval.limit=2",
         "eval.sc_m=2",
         "build.threshold=0.0",
+        "loop.min_agreement=0",  # train on whatever 2 paths of 2 questions agree on (the rule has its own test)
         "build.max_rows=2",
         "train.batch_size=2",
     ]
@@ -56,6 +57,7 @@ def test_embedded_model_every_training_method(tmp_path):
         "eval.limit=1",
         "eval.modes=[greedy_cot]",
         "build.threshold=0.0",
+        "loop.min_agreement=0",
         "build.max_rows=1",
         "build.reject_unextractable=true",
         "train.batch_size=1",

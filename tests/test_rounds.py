@@ -85,6 +85,25 @@ def test_stop_rule_uses_only_agreement(tmp_path):
     assert p.stop_reason(2) is None
 
 
+def test_weak_vote_stops_before_training(tiny_model_dir, tmp_path):
+    rd = tmp_path / "w"
+    args = ["run", "-r", str(rd), f"model={tiny_model_dir}", *TINY]
+    r = runner.invoke(app, [*args, "loop.min_agreement=1.0"])  # only a unanimous vote would pass
+    assert r.exit_code == 0, r.output
+    vote = _manifest(rd)["round_01/vote"]
+    assert vote["agreement"] < 1.0 and 0 <= vote["stability"] <= 1 and vote["distinct"] >= 1 and vote["weak"]
+    assert "weak vote" in r.output and not (rd / "round_01" / "train.jsonl").exists()
+    loop = json.loads((rd / "loop.json").read_text())
+    assert loop["rounds_done"] == 0 and "not trained" in loop["stopped"]
+    # the same vote, trained on anyway: a warning, then build and train
+    r = runner.invoke(app, [*args, "loop.min_agreement=1.0", "loop.stop=false", "--force"])
+    assert r.exit_code == 0, r.output
+    assert "[warn] round 1: weak vote" in r.output and "round_01/train" in _manifest(rd)
+    # a vote above the bar trains with no warning
+    r = runner.invoke(app, [*args[:2], str(tmp_path / "ok"), *args[3:], "loop.min_agreement=0.0"])
+    assert r.exit_code == 0 and "weak vote" not in r.output and "round_01/train" in _manifest(tmp_path / "ok")
+
+
 def test_self_generated_questions_and_exemplars(tiny_model_dir, tmp_path):
     rd = tmp_path / "s"
     r = runner.invoke(

@@ -1,5 +1,6 @@
 from lmsi.build import build_rows
 from lmsi.config import BuildConfig
+from lmsi.stats import vote_signs, weak_vote
 from lmsi.tasks import FORMATS, get_task
 from lmsi.vote import majority, vote_rows
 
@@ -95,3 +96,19 @@ def test_cap_keeps_format_mix_balanced():
     rows = build_rows(task, samples, votes, BuildConfig(threshold=0.5, max_paths=2, max_rows=16), shots=2, seed=1)
     assert len(rows) == 16
     assert all(sum(r["format"] == f for r in rows) == 4 for f in FORMATS)
+
+
+def test_vote_signs_and_the_weak_vote_rule():
+    samples = [
+        {"id": "a", "question": "?", "answers": ["1", "1", "1", "1"]},  # stable, unanimous
+        {"id": "b", "question": "?", "answers": ["1", "2", "3", "4"]},  # halves: 1 vs 2
+        {"id": "c", "question": "?", "answers": [None, None, "5", None]},  # even half abstains
+    ]
+    s = vote_signs(vote_rows(samples), samples, threshold=0.5)
+    assert s["agreement"] == (1 + 0.25 + 0.25) / 3 and s["distinct"] == (1 + 4 + 1) / 3
+    assert s["passing"] == 1 / 3 and s["stability"] == 1 / 3
+    assert weak_vote(s, min_agreement=0.6).startswith("weak vote: agreement 0.50")
+    assert weak_vote(s, min_agreement=0.5) is None  # at the bar is not below it
+    assert weak_vote(s, min_agreement=0.4) is None
+    none_pass = {**s, "passing": 0.0}
+    assert "nothing to train on" in weak_vote(none_pass, min_agreement=0.0)

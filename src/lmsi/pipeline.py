@@ -25,7 +25,8 @@ from .rundir import CONFIG, RunDir
 from .runtime import Runtime
 from .sample import path_logprobs, run_sample
 from .selfgen import run_exemplars, run_questions
-from .stats import agreement_stalled, probe_agreement
+from .stats import describe_signs, probe_agreement, weak_vote
+from .stoprule import agreement_stop, round_vote_signs, weak_vote_stop
 from .tasks import Exemplar, task_from_data
 from .trackers import Tracker
 from .train import grpo_probe, run_train
@@ -205,10 +206,10 @@ class Pipeline:
     def _vote(self, k):
         weights = self._path_logprobs(k) if self.cfg.build.vote == "weighted" else None
         rows = run_vote(self.round_dir(k), weights)
-        return {
-            "confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows),
-            "agreement": sum(r["confidence"] for r in rows) / max(1, len(rows)),
-        }
+        signs = round_vote_signs(self.rundir, k, self.cfg.build.threshold)
+        self.log(f"round {k} vote: {describe_signs(signs)}")
+        weak = weak_vote(signs, self.cfg.loop.min_agreement) is not None
+        return {"confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows), **signs, "weak": weak}
 
     def _path_logprobs(self, k) -> dict:
         rd = self.round_dir(k)
@@ -249,27 +250,7 @@ class Pipeline:
 
     # -- the loop -------------------------------------------------------
     def stop_reason(self, k: int) -> str | None:
-        """Label-free stop rule, checked after round k: did the new model's agreement (mean vote
-        share of its self-consistency paths on the fixed eval questions; no label read) rise by
-        loop.min_gain over the previous model's? Without sc evaluation, the agreement of the
-        round's own vote on its fresh questions stands in (noisier: the questions change)."""
-        if not self.cfg.loop.stop or k < 1:
-            return None
-        now, before = probe_agreement(self.rundir.eval_dir(k)), probe_agreement(self.rundir.eval_dir(k - 1))
-        where = "the eval questions"
-        if now is None or before is None:
-            if k < 2:
-                return None
-            stages = self.manifest.data["stages"]
-            now = stages[f"{self.round_dir(k).name}/vote"]["agreement"]
-            before = stages[f"{self.round_dir(k - 1).name}/vote"]["agreement"]
-            k, where = k - 1, "fresh questions"  # round k's vote measures round k-1's model
-        if agreement_stalled(before, now, self.cfg.loop.min_gain):
-            return (
-                f"round {k}'s model did not raise agreement on {where} ({now:.3f} vs {before:.3f}, needed "
-                f"+{self.cfg.loop.min_gain}): keep round {k - 1}'s model"
-            )
-        return None
+        return agreement_stop(self.cfg, self.rundir, self.manifest.data["stages"], k)
 
     def run(self) -> dict:
         """Every stage in order (finished ones skipped); returns loop.json's content."""
@@ -284,6 +265,9 @@ class Pipeline:
         for k in range(1, c.loop.rounds + 1):
             self.stage("sample", k)
             self.stage("vote", k)
+            loop["stopped"] = weak_vote_stop(self.cfg, self.rundir, k, self.log)
+            if loop["stopped"]:
+                break
             for d in range(c.train.draws):
                 for name in ("build", "train") + ("eval",) * has_eval:
                     self.stage(name, k, d=d)

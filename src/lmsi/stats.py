@@ -94,3 +94,39 @@ def agreement_stalled(before: float, now: float, min_gain: float) -> bool:
     """The label-free stop rule: agreement did not rise by at least `min_gain`
     (rounded, so float noise between equal agreements cannot decide it)."""
     return round(now - before, 6) < min_gain
+
+
+def vote_signs(votes: list[dict], samples: list[dict], threshold: float) -> dict:
+    """Label-free signs of a round's vote, read before anything is trained on it: agreement (mean
+    top vote share), distinct answers per question, the share of questions passing `threshold`,
+    and stability (the share of questions whose majority is the same over the even-numbered and
+    the odd-numbered paths: a majority that flips between halves is noise, not knowledge)."""
+    n = max(1, len(votes))
+    halves = [(majority(s["answers"][0::2])[0], majority(s["answers"][1::2])[0]) for s in samples]
+    return {
+        "agreement": sum(v["confidence"] for v in votes) / n,
+        "distinct": sum(v["distinct"] for v in votes) / n,
+        "passing": sum(v["answer"] is not None and v["confidence"] >= threshold for v in votes) / n,
+        "stability": sum(a is not None and a == b for a, b in halves) / max(1, len(halves)),
+    }
+
+
+def describe_signs(s: dict) -> str:
+    return (
+        f"agreement {s['agreement']:.2f}, {s['distinct']:.1f} distinct answers per question, "
+        f"{s['passing']:.0%} of questions pass build.threshold, majority stable between path halves on {s['stability']:.0%}"
+    )
+
+
+def weak_vote(signs: dict, min_agreement: float) -> str | None:
+    """Why a vote is not worth training on, or None. The rule reads agreement only: when the
+    majority answer holds less than `min_agreement` of a question's paths on average, most
+    pseudo-labels are guesses (docs/vote-check.md compares it with pseudo-label precision and gains)."""
+    if signs["passing"] == 0:
+        return f"no question passes build.threshold ({describe_signs(signs)}): nothing to train on"
+    if signs["agreement"] < min_agreement:
+        return (
+            f"weak vote: {describe_signs(signs)}; agreement is below loop.min_agreement={min_agreement}, "
+            "so training is likely to teach wrong answers"
+        )
+    return None

@@ -246,6 +246,13 @@ class LoopConfig:
     min_gain: float = opt(
         0.01, "stop when agreement rises by less than this from one model to the next (a plateau)", ge=0.0
     )
+    min_agreement: float = opt(
+        0.5,
+        "before training, a round's vote is weak when its agreement (mean top vote share) is below this; "
+        "loop.stop then stops the run before training on it (docs/vote-check.md)",
+        ge=0.0,
+        le=1.0,
+    )
 
 
 @dataclass
