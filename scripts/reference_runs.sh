@@ -58,7 +58,7 @@ step() {
     # one round on other tasks, trained whatever the vote says: does the weak-vote rule
     # (loop.min_agreement) separate the runs that helped from those that did not? (docs/vote-check.md)
     vote_check)
-      for t in ${VOTE_TASKS:-arith gsm8k commonsenseqa}; do
+      for t in ${VOTE_TASKS:-arith gsm8k commonsenseqa openbookqa anli_r3}; do
         $L run -r "$R/vote_check_05_$t" --config configs/vote_check.yaml data.task="$t" model="$M05" "${X[@]}"
         if [[ -e "$R/vote_check_05_$t/manifest.json" ]]; then $L archive "$R/vote_check_05_$t" "${A:-docs/runs}/vote_check_05_$t"; fi
       done ;;

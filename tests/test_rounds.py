@@ -92,6 +92,7 @@ def test_weak_vote_stops_before_training(tiny_model_dir, tmp_path):
     assert r.exit_code == 0, r.output
     vote = _manifest(rd)["round_01/vote"]
     assert vote["agreement"] < 1.0 and 0 <= vote["stability"] <= 1 and vote["distinct"] >= 1 and vote["weak"]
+    assert vote["chance"] == vote["floor"]  # numbers: no chance level above the floor 1/m
     assert "weak vote" in r.output and not (rd / "round_01" / "train.jsonl").exists()
     loop = json.loads((rd / "loop.json").read_text())
     assert loop["rounds_done"] == 0 and "not trained" in loop["stopped"]
@@ -272,3 +273,14 @@ def test_committed_results_page_rebuilds_from_committed_archives(tmp_path, monke
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     assert (tmp_path / "results.md").read_text() == (root / "docs/results.md").read_text()
+
+
+def test_committed_vote_check_page_rebuilds_from_committed_archives():
+    """docs/vote-check.md is what scripts/vote_check.py makes from the archives in git."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("vote_check", root / "scripts" / "vote_check.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.page(script.archives()) == (root / "docs" / "vote-check.md").read_text()

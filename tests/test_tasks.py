@@ -208,3 +208,12 @@ def test_saved_datasets_folder_is_a_task(tmp_path):
     dd.save_to_disk(str(tmp_path / "ds"))
     task = get_task(f"file:{tmp_path / 'ds'}")
     assert [e.answer for e in task.load("test")] == ["2", "4"]
+
+
+def test_answer_space_counts_what_a_path_can_answer():
+    """The weak-vote rule's chance level reads it: options of a choice question, labels of a
+    label task, none for open answers."""
+    csqa = get_task("commonsenseqa")
+    assert {csqa.answer_space(e) for e in csqa.load("dev", limit=20)} == {5}
+    assert get_task("anli_r1").answer_space(get_task("anli_r1").load("dev", limit=1)[0]) == 3
+    assert get_task("gsm8k").answer_space(get_task("gsm8k").load("test", limit=1)[0]) is None

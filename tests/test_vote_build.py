@@ -1,6 +1,6 @@
 from lmsi.build import build_rows
 from lmsi.config import BuildConfig
-from lmsi.stats import vote_signs, weak_vote
+from lmsi.stats import agreement_bar, chance_agreement, vote_signs, weak_vote
 from lmsi.tasks import FORMATS, get_task
 from lmsi.vote import majority, vote_rows
 
@@ -112,3 +112,29 @@ def test_vote_signs_and_the_weak_vote_rule():
     assert weak_vote(s, min_agreement=0.4) is None
     none_pass = {**s, "passing": 0.0}
     assert "nothing to train on" in weak_vote(none_pass, min_agreement=0.0)
+
+
+def test_chance_agreement_matches_a_direct_count():
+    # 3 paths among 2 answers: top count 2 with prob 6/8, 3 with prob 2/8 -> E[top share] = 2.25/3
+    assert abs(chance_agreement(2, 3) - 2.25 / 3) < 1e-12
+    # 2 paths among 3 answers: equal with prob 1/3 -> E[top] = 1 + 1/3
+    assert abs(chance_agreement(3, 2) - (4 / 3) / 2) < 1e-12
+    assert chance_agreement(None, 8) == 1 / 8 and chance_agreement(1, 8) == 1 / 8
+    assert 0.39 < chance_agreement(5, 8) < 0.40  # CommonsenseQA's 5 options, 8 paths
+
+
+def test_guessing_among_few_options_does_not_pass_the_weak_vote_rule():
+    """Five letters make 8 random paths agree 0.40 on average: a 0.54 agreement there is a weak
+    vote, though 0.54 on open answers is not."""
+    samples = [{"id": str(i), "question": "?", "answers": list("AABBCDEA" if i % 2 else "AAAABBCD")} for i in range(10)]
+    votes = vote_rows(samples)
+    open_ = vote_signs(votes, samples, threshold=0.3)
+    choice = vote_signs(votes, samples, threshold=0.3, spaces={str(i): 5 for i in range(10)})
+    assert open_["agreement"] == choice["agreement"] == (3 / 8 + 4 / 8) / 2
+    assert open_["chance"] == open_["floor"] == 1 / 8 and agreement_bar(open_, 0.5) == 0.5
+    assert abs(choice["chance"] - chance_agreement(5, 8)) < 1e-12
+    bar = agreement_bar(choice, 0.5)
+    assert bar == choice["chance"] + (1 - choice["chance"]) * (0.5 - 1 / 8) / (1 - 1 / 8)
+    assert weak_vote(open_, 0.43) is None  # 0.4375 passes an open-answer bar of 0.43 ...
+    weak = weak_vote(choice, 0.43)  # ... not the same bar lifted above chance (0.61)
+    assert "chance level 0.40" in weak and "lifted above chance to 0.61" in weak

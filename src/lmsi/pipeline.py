@@ -206,7 +206,8 @@ class Pipeline:
     def _vote(self, k):
         weights = self._path_logprobs(k) if self.cfg.build.vote == "weighted" else None
         rows = run_vote(self.round_dir(k), weights)
-        signs = round_vote_signs(self.rundir, k, self.cfg.build.threshold)
+        spaces = {e.id: self.task.answer_space(e) for e in self.questions(k)}
+        signs = round_vote_signs(self.rundir, k, self.cfg.build.threshold, spaces)
         self.log(f"round {k} vote: {describe_signs(signs)}")
         weak = weak_vote(signs, self.cfg.loop.min_agreement) is not None
         return {"confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows), **signs, "weak": weak}
@@ -265,7 +266,8 @@ class Pipeline:
         for k in range(1, c.loop.rounds + 1):
             self.stage("sample", k)
             self.stage("vote", k)
-            loop["stopped"] = weak_vote_stop(self.cfg, self.rundir, k, self.log)
+            signs = self.manifest.data["stages"][self._key("vote", k)]
+            loop["stopped"] = weak_vote_stop(self.cfg, signs, k, self.log)
             if loop["stopped"]:
                 break
             for d in range(c.train.draws):

@@ -6,7 +6,9 @@ evaluation summary all take their numbers from here.
 
 from __future__ import annotations
 
+import math
 import random
+from functools import cache
 from pathlib import Path
 
 from .io import read_jsonl
@@ -96,37 +98,75 @@ def agreement_stalled(before: float, now: float, min_gain: float) -> bool:
     return round(now - before, 6) < min_gain
 
 
-def vote_signs(votes: list[dict], samples: list[dict], threshold: float) -> dict:
+@cache
+def chance_agreement(k: int | None, m: int) -> float:
+    """The agreement of a vote with no knowledge in it: the expected top vote share of m paths
+    that each pick uniformly among k possible answers (5 options, 8 paths: 0.40). Open answers
+    (k None: numbers, text) have no such chance; their floor is 1/m, every path different."""
+    if not k or k < 2 or m < 1:
+        return 1 / max(1, m)
+    # P(top count <= t) = m!/k^m [x^m] (sum_{j<=t} x^j/j!)^k; E[top] = sum_t P(top > t)
+    fact = [math.factorial(j) for j in range(m + 1)]
+    expected = 0.0
+    for t in range(m):
+        poly = [1.0] + [0.0] * m
+        for _ in range(k):
+            poly = [sum(poly[i - j] / fact[j] for j in range(min(i, t) + 1)) for i in range(m + 1)]
+        expected += 1 - poly[m] * fact[m] / k**m
+    return expected / m
+
+
+def vote_signs(votes: list[dict], samples: list[dict], threshold: float, spaces: dict | None = None) -> dict:
     """Label-free signs of a round's vote, read before anything is trained on it: agreement (mean
     top vote share), distinct answers per question, the share of questions passing `threshold`,
-    and stability (the share of questions whose majority is the same over the even-numbered and
-    the odd-numbered paths: a majority that flips between halves is noise, not knowledge)."""
+    stability (the share of questions whose majority is the same over the even-numbered and the
+    odd-numbered paths: a majority that flips between halves is noise, not knowledge), and the
+    chance level of agreement (`chance_agreement` of each question's answer space, `spaces`:
+    id -> number of possible answers, missing for open answers) next to its floor 1/m."""
     n = max(1, len(votes))
+    spaces = spaces or {}
     halves = [(majority(s["answers"][0::2])[0], majority(s["answers"][1::2])[0]) for s in samples]
+    drawn = {s["id"]: len(s["answers"]) for s in samples}  # votes written before they recorded m
+    ms = [v.get("m") or drawn.get(v["id"], 1) for v in votes]
     return {
         "agreement": sum(v["confidence"] for v in votes) / n,
         "distinct": sum(v["distinct"] for v in votes) / n,
         "passing": sum(v["answer"] is not None and v["confidence"] >= threshold for v in votes) / n,
         "stability": sum(a is not None and a == b for a, b in halves) / max(1, len(halves)),
+        "chance": sum(chance_agreement(spaces.get(v["id"]), m) for v, m in zip(votes, ms)) / n,
+        "floor": sum(1 / max(1, m) for m in ms) / n,
     }
 
 
 def describe_signs(s: dict) -> str:
+    chance = f" (chance level {s['chance']:.2f})" if s.get("chance", 0) > s.get("floor", 0) + 1e-9 else ""
     return (
-        f"agreement {s['agreement']:.2f}, {s['distinct']:.1f} distinct answers per question, "
+        f"agreement {s['agreement']:.2f}{chance}, {s['distinct']:.1f} distinct answers per question, "
         f"{s['passing']:.0%} of questions pass build.threshold, majority stable between path halves on {s['stability']:.0%}"
     )
 
 
+def agreement_bar(signs: dict, min_agreement: float) -> float:
+    """The agreement a vote needs: `min_agreement` for open answers; where guessing among few
+    answers already agrees (choice and label tasks), the bar stands as far, in proportion, between
+    chance and unanimity as `min_agreement` stands between the floor 1/m and unanimity."""
+    chance, floor = signs.get("chance", 0.0), signs.get("floor", 0.0)
+    if chance <= floor or floor >= 1:
+        return min_agreement
+    return chance + (1 - chance) * max(0.0, min_agreement - floor) / (1 - floor)
+
+
 def weak_vote(signs: dict, min_agreement: float) -> str | None:
     """Why a vote is not worth training on, or None. The rule reads agreement only: when the
-    majority answer holds less than `min_agreement` of a question's paths on average, most
+    majority answer holds less than `agreement_bar` of a question's paths on average, most
     pseudo-labels are guesses (docs/vote-check.md compares it with pseudo-label precision and gains)."""
     if signs["passing"] == 0:
         return f"no question passes build.threshold ({describe_signs(signs)}): nothing to train on"
-    if signs["agreement"] < min_agreement:
+    bar = agreement_bar(signs, min_agreement)
+    if signs["agreement"] < bar:
+        lifted = f" lifted above chance to {bar:.2f}" if bar > min_agreement else ""
         return (
-            f"weak vote: {describe_signs(signs)}; agreement is below loop.min_agreement={min_agreement}, "
+            f"weak vote: {describe_signs(signs)}; agreement is below loop.min_agreement={min_agreement}{lifted}, "
             "so training is likely to teach wrong answers"
         )
     return None

@@ -31,15 +31,16 @@ def agreement_stop(cfg: RunConfig, rundir: RunDir, stages: dict, k: int) -> str 
     return None
 
 
-def round_vote_signs(rundir: RunDir, k: int, threshold: float) -> dict:
+def round_vote_signs(rundir: RunDir, k: int, threshold: float, spaces: dict | None = None) -> dict:
     rd = rundir.round_dir(k)
-    return vote_signs(rundir.rows(rd, "votes"), rundir.rows(rd, "samples"), threshold)
+    return vote_signs(rundir.rows(rd, "votes"), rundir.rows(rd, "samples"), threshold, spaces)
 
 
-def weak_vote_stop(cfg: RunConfig, rundir: RunDir, k: int, log) -> str | None:
-    """Why the run stops before training on round k's vote (loop.stop on and a weak vote), or
-    None; with loop.stop off a weak vote is only a warning."""
-    weak = weak_vote(round_vote_signs(rundir, k, cfg.build.threshold), cfg.loop.min_agreement)
+def weak_vote_stop(cfg: RunConfig, signs: dict, k: int, log) -> str | None:
+    """Why the run stops before training on round k's vote (its signs as the vote stage
+    recorded them; loop.stop on and a weak vote), or None; with loop.stop off a weak vote is
+    only a warning."""
+    weak = weak_vote(signs, cfg.loop.min_agreement)
     if weak and cfg.loop.stop:
         log(f"[stop] round {k}: {weak}; not trained (to train anyway: loop.stop=false)")
         return f"round {k}: {weak}; not trained"

@@ -248,8 +248,9 @@ class LoopConfig:
     )
     min_agreement: float = opt(
         0.5,
-        "before training, a round's vote is weak when its agreement (mean top vote share) is below this; "
-        "loop.stop then stops the run before training on it (docs/vote-check.md)",
+        "before training, a round's vote is weak when its agreement (mean top vote share) is below this "
+        "(lifted above chance on choice and label tasks); loop.stop then stops the run before training on it "
+        "(docs/vote-check.md)",
         ge=0.0,
         le=1.0,
     )

@@ -110,6 +110,15 @@ class Task:
 
     stop = ("\n\nQ:", "\nQ:", "\n\n\n")
 
+    def answer_space(self, example: Example) -> int | None:
+        """How many different answers a path can give: the options of a choice question, the
+        labels of a label task; None for open answers (numbers, text, math)."""
+        if self.answer_type == "choice":
+            return len(example.choices) or None
+        if self.answer_type == "label":
+            return len(set(self.labels.values())) or None
+        return None
+
     # -- scoring --------------------------------------------------------
     def extract(self, completion: str, fmt: str = "fewshot_cot", choices: tuple[str, ...] = ()) -> str | None:
         """The answer a completion gives, normalised so equal answers vote together; None abstains."""
