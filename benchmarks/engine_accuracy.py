@@ -1,9 +1,11 @@
 """Does a faster sampling engine keep the model's accuracy? Single-path and maj@m accuracy of the
-hf sampler (fp32) and of the hf sampler on int8 dynamically quantized Linear layers, on the same
-questions, prompts and seeds, paired by question (issue 20's accuracy check: an engine matches
-when the paired difference's 95% CI contains 0 and its point estimate is >= -2 points).
+hf sampler (fp32) and of other engines (--engines: hf-int8, the hf sampler on int8 dynamically
+quantized Linear layers; llamacpp, the embedded GGUF with one shared KV pool; llamacpp-split, the
+same with one KV stream per path), on the same questions, prompts and seeds, paired by question
+(issue 20's accuracy check: an engine matches when the paired difference's 95% CI contains 0 and
+its point estimate is >= -2 points).
 
-    python benchmarks/engine_accuracy.py [--task multiarith] [--limit 100] [--m 4]
+    python benchmarks/engine_accuracy.py [--task multiarith] [--limit 100] [--m 4] [--engines hf-int8]
 
 Writes benchmarks/results/engine-accuracy-<time>.md with the command. Each engine's evaluation
 is an `lmsi.evaluate.run_eval` folder under --out, reused when finished (delete it to redo).
@@ -19,11 +21,12 @@ from pathlib import Path
 import torch
 
 from lmsi.backends.hf import HFSampler
+from lmsi.backends.llamacpp import LlamaCppSampler
 from lmsi.bench import cpu_name, int8_dynamic
 from lmsi.config import EvalConfig
 from lmsi.evaluate import run_eval
 from lmsi.io import read_jsonl
-from lmsi.models import load_model
+from lmsi.models import gguf_file, load_model
 from lmsi.stats import bootstrap_ci
 from lmsi.tasks import get_task
 
@@ -47,17 +50,28 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--model", default="embedded:qwen2.5-coder-0.5b")
     ap.add_argument("--out", default="runs/engine-accuracy")
+    ap.add_argument("--engines", default="hf-int8", help="comma list of hf-int8, llamacpp, llamacpp-split")
     args = ap.parse_args()
     task = get_task(args.task)
     examples = task.load(task.eval_split, args.limit)
     model, tok = load_model(args.model, "float32")
-    engines = {"hf fp32": lambda: model, "hf-int8": lambda: int8_dynamic(model)}
+    gguf = lambda split: LlamaCppSampler(str(gguf_file(args.model)), kv_unified=not split)  # noqa: E731
+    known = {
+        "hf fp32": lambda: HFSampler(model, tok),
+        "hf-int8": lambda: HFSampler(int8_dynamic(model), tok),
+        "llamacpp": lambda: gguf(False),
+        "llamacpp-split": lambda: gguf(True),
+    }
+    wanted = ["hf fp32"] + [e for e in args.engines.split(",") if e]
+    if unknown := [e for e in wanted if e not in known]:
+        sys.exit(f"unknown engine(s) {unknown}; choose from {list(known)[1:]}")
+    engines = {e: known[e] for e in wanted}
     cfg = EvalConfig(modes=["sc"], sc_m=args.m)
     rows, seconds = {}, {}
     for name, build in engines.items():
         out = Path(args.out) / name.replace(" ", "-")
         if not (out / "sc.jsonl").exists():
-            sampler = HFSampler(build(), tok)  # quantizing is not timed: once per model
+            sampler = build()  # loading and quantizing are not timed: once per model
             t = time.perf_counter()
             run_eval(task, sampler, examples, out, cfg, args.shots, args.max_new_tokens, 0)
             seconds[name] = time.perf_counter() - t

@@ -237,7 +237,7 @@ def test_reference_script_uses_every_config(tmp_path):
     assert r.returncode == 0, r.stderr
     used = set()
     lines = r.stdout.splitlines()
-    assert len(lines) == 28, r.stdout
+    assert len(lines) == 30, r.stdout
     for line in lines:
         _, params = _parse(shlex.split(line))
         _check_config(params)

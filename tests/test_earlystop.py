@@ -4,7 +4,6 @@ all m paths; a wave's text does not depend on how many waves are drawn."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from lmsi.earlystop import Waves, draw_waves, full_vote_users, stop_point
 from lmsi.evaluate import run_eval
 from lmsi.io import read_jsonl, write_jsonl
 from lmsi.pipeline import Pipeline
+from lmsi.rundir import RunDir
 from lmsi.sample import run_sample
 from lmsi.signal import run_signal
 from lmsi.stats import probe_agreement
@@ -72,7 +72,7 @@ def _recorded(pattern):
 
 def test_replay_on_recorded_sample_rounds_keeps_votes_and_kept_questions():
     for f in _recorded("*/round_*/samples.jsonl"):
-        cfg = json.loads((f.parents[1] / "config.json").read_text())
+        cfg = RunDir(f.parents[1]).config  # config.yaml, or config.json in older archives
         t, m = cfg["build"]["threshold"], cfg["sample"]["m"]
         rows = [{**r, "question": None} for r in read_jsonl(f)]  # archives hold no text
         if any(len(r["answers"]) != m for r in rows):

@@ -70,3 +70,18 @@ def test_prompt_suffixes_longer_than_one_decode_batch(setup):
     assert len(together) == 12 and all(len(x) == 1 and x[0] for x in together)
     # near-ties aside (kernels are not batch-invariant), each prompt continues its own question
     assert sum(a[0][:8] == b[0][:8] for a, b in zip(together[:3] + together[-3:], alone)) >= 5
+
+
+def test_one_kv_stream_per_path_samples_like_the_shared_pool(setup):
+    """kv_unified=False gives every path its own KV stream (a copy duplicates the prefix):
+    the same greedy text as the shared pool up to near-ties, and a later call whose prompt needs
+    longer streams than the context has gets a new context instead of a full stream."""
+    task, prompts, path, s = setup
+    split = get_sampler("llamacpp", str(path), batch_rows=8, kv_unified=False)
+    g = SamplingParams(n=2, temperature=0.0, max_new_tokens=24, stop=task.stop)
+    shared, own = s.generate(prompts, g), split.generate(prompts, g)
+    assert [len(x) for x in own] == [2, 2, 2] and all(x[0] == x[1] for x in own)  # copies of one prompt agree
+    assert sum(a[0][:20] == b[0][:20] for a, b in zip(shared, own)) >= 2
+    question = task.load("test", 1)[0].question + " Explain each step in full detail." * 60
+    longer = split.generate([task.prompt(question, "fewshot_cot", 3)], SamplingParams(n=1, max_new_tokens=4))
+    assert longer[0][0]

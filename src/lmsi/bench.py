@@ -112,12 +112,13 @@ def run_bench(
             weights = int8_dynamic(model) if engine == "hf-int8" else model
             sampler = get_sampler("hf", weights, tokenizer=tok, batch_rows=batch_rows)
             run = lambda s=sampler: s.generate(prompts, params)  # noqa: E731
-        elif engine == "llamacpp":
+        elif engine in ("llamacpp", "llamacpp-split"):  # split: one KV stream per path
             path = gguf_file(spec)
             try:
                 if path is None:
                     raise RuntimeError(f"the model is not a GGUF ({spec})")
-                sampler = get_sampler("llamacpp", str(path), batch_rows=batch_rows)
+                split = engine == "llamacpp-split"
+                sampler = get_sampler("llamacpp", str(path), batch_rows=batch_rows, kv_unified=not split)
             except RuntimeError as e:  # a row with its error: the engines that ran still count
                 log(f"{engine} did not start: {e}")
                 results.append({"engine": engine, "error": str(e)})

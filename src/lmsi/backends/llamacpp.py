@@ -40,7 +40,7 @@ def _errors_only(L):
 class LlamaCppSampler:
     name = "llamacpp"
 
-    def __init__(self, model: str, batch_rows: int = 32, n_threads: int | None = None, **_):
+    def __init__(self, model: str, batch_rows: int = 32, n_threads: int | None = None, kv_unified: bool = True, **_):
         problem = llama_cpp_import_error()
         if problem:
             raise LlamaCppUnavailable(problem)
@@ -58,6 +58,10 @@ class LlamaCppSampler:
         self.n_vocab = L.llama_vocab_n_tokens(self.vocab)
         self.batch_rows = max(1, batch_rows)
         self.threads = n_threads or os.cpu_count() or 1
+        # unified: one pool of cells, copies share the prefix, every token attends (masked) over
+        # all of them; split: one stream per sequence, a copy duplicates the prefix, a token
+        # attends over its own stream only
+        self.kv_unified = kv_unified
         self.ctx = None
         self.n_ctx = 0
         self._prefix: list[int] = []  # tokens now held by sequence 0
@@ -66,14 +70,15 @@ class LlamaCppSampler:
     def _context(self, n_ctx: int, n_seq: int) -> None:
         """(Re)create the context when a call needs more cells or sequences than it has."""
         L = self.L
-        if self.ctx is not None and n_ctx <= self.n_ctx and n_seq <= self.n_seq:
+        fits = self.ctx is not None and n_ctx <= self.n_ctx and n_seq <= self.n_seq
+        if fits and (self.kv_unified or n_ctx / n_seq <= self.n_ctx / self.n_seq):  # split: per stream too
             return
         if self.ctx is not None:
             L.llama_free(self.ctx)
             L.llama_batch_free(self.batch)
         p = L.llama_context_default_params()
         p.n_ctx, p.n_batch, p.n_ubatch = n_ctx, 512, 512
-        p.n_seq_max, p.kv_unified = n_seq, True  # unified cells: copied sequences share their prefix
+        p.n_seq_max, p.kv_unified = n_seq, self.kv_unified
         p.n_threads = p.n_threads_batch = self.threads
         self.ctx = L.llama_init_from_model(self.model, p)
         if not self.ctx:
@@ -141,7 +146,10 @@ class LlamaCppSampler:
                 lcp = i
                 break
         rows = len(ids) * n
-        need = lcp + sum(len(x) - lcp for x in ids) + rows * (params.max_new_tokens + 1) + 64
+        if self.kv_unified:
+            need = lcp + sum(len(x) - lcp for x in ids) + rows * (params.max_new_tokens + 1) + 64
+        else:  # every stream holds a whole prompt and its path; llama.cpp gives each n_ctx / n_seq
+            need = (max(len(x) for x in ids) + params.max_new_tokens + 64) * (rows + 1)
         self._context(max(need, 2048), rows + 1)
         # sequence 0 keeps the shared prefix across calls: only the new part is decoded
         keep = 0

@@ -36,7 +36,8 @@ def bench_sample(
     engines: str = typer.Option(
         "naive,hf,llamacpp",
         "--engines",
-        help="Comma list of naive, hf, hf-int8 (hf on int8 dynamically quantized Linear layers), llamacpp.",
+        help="Comma list of naive, hf, hf-int8 (hf on int8 dynamically quantized Linear layers), llamacpp, "
+        "llamacpp-split (llama.cpp with one KV stream per path instead of one shared pool).",
     ),
     batch_rows: int = typer.Option(128, "--batch-rows"),
     dtype: str = typer.Option(
