@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from lmsi.archive import strip_text
 from lmsi.rundir import RunDir
 from lmsi.stats import agreement_bar, label_correct, paired_gain, vote_signs, weak_vote
 from lmsi.tasks import get_task
@@ -65,7 +66,7 @@ def rows_of(d: Path) -> list[tuple[str, str, float | None, float | None]]:
     spaces = {}
     if task.answer_type in ("choice", "label"):  # the chance level needs each question's options
         split = task.resolve_split(cfg["data"]["split"], "unlabeled")
-        spaces = {e.id: task.answer_space(e) for e in task.load(split)}
+        spaces = {strip_text(e.id): task.answer_space(e) for e in task.load(split)}  # archives hash long ids
     out = []
     for k in range(1, cfg["loop"]["rounds"] + 1):
         rd = run.round_dir(k)
