@@ -96,6 +96,13 @@ def test_weak_vote_stops_before_training(tiny_model_dir, tmp_path):
     assert "weak vote" in r.output and not (rd / "round_01" / "train.jsonl").exists()
     loop = json.loads((rd / "loop.json").read_text())
     assert loop["rounds_done"] == 0 and "not trained" in loop["stopped"]
+    # a run whose vote stage was recorded before votes had signs resumes to the same verdict
+    manifest = json.loads((rd / "manifest.json").read_text())
+    manifest["stages"]["round_01/vote"] = {k: vote[k] for k in ("seconds", "finished", "confident")}
+    (rd / "manifest.json").write_text(json.dumps(manifest))
+    r = runner.invoke(app, [*args, "loop.min_agreement=1.0"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((rd / "loop.json").read_text()) == loop
     # the same vote, trained on anyway: a warning, then build and train
     r = runner.invoke(app, [*args, "loop.min_agreement=1.0", "loop.stop=false", "--force"])
     assert r.exit_code == 0, r.output

@@ -203,11 +203,16 @@ class Pipeline:
             return None
         return Waves(m, s.wave, threshold=b.threshold, distinct=b.max_paths) if stage == "sample" else Waves(m, s.wave)
 
+    def vote_signs(self, k: int) -> dict:
+        """Round k's label-free vote signs, read from its files (so a resumed run needs nothing
+        the manifest of an older version lacks)."""
+        spaces = {e.id: self.task.answer_space(e) for e in self.questions(k)}
+        return round_vote_signs(self.rundir, k, self.cfg.build.threshold, spaces)
+
     def _vote(self, k):
         weights = self._path_logprobs(k) if self.cfg.build.vote == "weighted" else None
         rows = run_vote(self.round_dir(k), weights)
-        spaces = {e.id: self.task.answer_space(e) for e in self.questions(k)}
-        signs = round_vote_signs(self.rundir, k, self.cfg.build.threshold, spaces)
+        signs = self.vote_signs(k)
         self.log(f"round {k} vote: {describe_signs(signs)}")
         weak = weak_vote(signs, self.cfg.loop.min_agreement) is not None
         return {"confident": sum(r["confidence"] >= self.cfg.build.threshold for r in rows), **signs, "weak": weak}
@@ -266,8 +271,7 @@ class Pipeline:
         for k in range(1, c.loop.rounds + 1):
             self.stage("sample", k)
             self.stage("vote", k)
-            signs = self.manifest.data["stages"][self._key("vote", k)]
-            loop["stopped"] = weak_vote_stop(self.cfg, signs, k, self.log)
+            loop["stopped"] = weak_vote_stop(self.cfg, self.vote_signs(k), k, self.log)
             if loop["stopped"]:
                 break
             for d in range(c.train.draws):

@@ -37,9 +37,8 @@ def round_vote_signs(rundir: RunDir, k: int, threshold: float, spaces: dict | No
 
 
 def weak_vote_stop(cfg: RunConfig, signs: dict, k: int, log) -> str | None:
-    """Why the run stops before training on round k's vote (its signs as the vote stage
-    recorded them; loop.stop on and a weak vote), or None; with loop.stop off a weak vote is
-    only a warning."""
+    """Why the run stops before training on round k's vote (its signs; loop.stop on and a weak
+    vote), or None; with loop.stop off a weak vote is only a warning."""
     weak = weak_vote(signs, cfg.loop.min_agreement)
     if weak and cfg.loop.stop:
         log(f"[stop] round {k}: {weak}; not trained (to train anyway: loop.stop=false)")
