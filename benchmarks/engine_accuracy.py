@@ -55,12 +55,12 @@ def main() -> None:
     task = get_task(args.task)
     examples = task.load(task.eval_split, args.limit)
     model, tok = load_model(args.model, "float32")
-    gguf = lambda split: LlamaCppSampler(str(gguf_file(args.model)), kv_unified=not split)  # noqa: E731
+    gguf = lambda unified: LlamaCppSampler(str(gguf_file(args.model)), kv_unified=unified)  # noqa: E731
     known = {
         "hf fp32": lambda: HFSampler(model, tok),
         "hf-int8": lambda: HFSampler(int8_dynamic(model), tok),
-        "llamacpp": lambda: gguf(False),
-        "llamacpp-split": lambda: gguf(True),
+        "llamacpp": lambda: gguf(True),
+        "llamacpp-split": lambda: gguf(False),
     }
     wanted = ["hf fp32"] + [e for e in args.engines.split(",") if e]
     if unknown := [e for e in wanted if e not in known]:

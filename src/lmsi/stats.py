@@ -138,8 +138,13 @@ def vote_signs(votes: list[dict], samples: list[dict], threshold: float, spaces:
     }
 
 
+def guessing_agrees(s: dict) -> bool:
+    """Whether random answers would agree above the floor 1/m (a choice or label task)."""
+    return s.get("chance", 0.0) > s.get("floor", 0.0)
+
+
 def describe_signs(s: dict) -> str:
-    chance = f" (chance level {s['chance']:.2f})" if s.get("chance", 0) > s.get("floor", 0) + 1e-9 else ""
+    chance = f" (chance level {s['chance']:.2f})" if guessing_agrees(s) else ""
     return (
         f"agreement {s['agreement']:.2f}{chance}, {s['distinct']:.1f} distinct answers per question, "
         f"{s['passing']:.0%} of questions pass build.threshold, majority stable between path halves on {s['stability']:.0%}"
@@ -150,9 +155,9 @@ def agreement_bar(signs: dict, min_agreement: float) -> float:
     """The agreement a vote needs: `min_agreement` for open answers; where guessing among few
     answers already agrees (choice and label tasks), the bar stands as far, in proportion, between
     chance and unanimity as `min_agreement` stands between the floor 1/m and unanimity."""
-    chance, floor = signs.get("chance", 0.0), signs.get("floor", 0.0)
-    if chance <= floor or floor >= 1:
+    if not guessing_agrees(signs) or signs["floor"] >= 1:
         return min_agreement
+    chance, floor = signs["chance"], signs["floor"]
     return chance + (1 - chance) * max(0.0, min_agreement - floor) / (1 - floor)
 
 
