@@ -3,7 +3,7 @@
 # Every step is resumable: rerun the script (or one step) and finished work is skipped.
 # Run it from the repository root: each step reads its settings from configs/<name>.yaml.
 #
-#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check multiarith gsm8k15
+#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check ceiling multiarith gsm8k15
 #                                            (default: signal05 signal15 multiarith gsm8k15)
 #
 # Env: R (runs folder, default runs/ref), A (archives, default docs/runs), M05 / M15 (model specs, default the embedded GGUFs),
@@ -64,10 +64,13 @@ step() {
       done ;;
     # the strongest real-benchmark signal of the 0.5B: three rounds on the same 299 unlabeled
     # MultiArith questions (one near-duplicate of a test question dropped), scored on all 300 test ones
+    # issue 23's ceiling run: all 299 unlabeled questions, m=16, threshold 0.75, three training
+    # draws, greedy CoT and maj@8 on all 300 test questions; archived after every stage
+    ceiling) $L run -r "$R/ceiling_05" --config configs/ceiling_05.yaml model="$M05" "${X[@]}" --archive "${A:-docs/runs}/ceiling_05" ;;
     multiarith) $L run -r "$R/multiarith_05" --config configs/multiarith_05.yaml model="$M05" "${X[@]}" ;;
     # the paper's flagship with the 1.5B: 2,000 unlabeled train questions, full 1,319-question test
     gsm8k15) $L run -r "$R/gsm8k_15" --config configs/gsm8k_15.yaml model="$M15" "${X[@]}" ;;
-    *) echo "unknown step: $1 (signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check multiarith gsm8k15)" >&2; exit 2 ;;
+    *) echo "unknown step: $1 (signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check ceiling multiarith gsm8k15)" >&2; exit 2 ;;
   esac
 }
 

@@ -291,3 +291,23 @@ def test_committed_vote_check_page_rebuilds_from_committed_archives():
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.page(script.archives()) == (root / "docs" / "vote-check.md").read_text()
+
+
+def test_run_archives_after_every_finished_stage(tiny_model_dir, tmp_path, monkeypatch):
+    """--archive keeps each finished stage's numbers even when the run dies later (here in training)."""
+    rd, arc = tmp_path / "r", tmp_path / "docs" / "r"
+    inside = runner.invoke(app, ["run", "-r", str(rd), "--archive", str(rd / "a"), f"model={tiny_model_dir}", *TINY])
+    assert inside.exit_code == 2 and "outside the run directory" in inside.output and not rd.exists()
+
+    def boom(self, k, d):
+        raise RuntimeError("killed in training")
+
+    monkeypatch.setattr(Pipeline, "_train", boom)
+    r = runner.invoke(app, ["run", "-r", str(rd), "--archive", str(arc), f"model={tiny_model_dir}", *TINY])
+    assert r.exit_code == 1
+    assert set(_manifest(arc)) == {"eval_base", "round_01/sample", "round_01/vote", "round_01/build"}
+    monkeypatch.undo()
+    r = runner.invoke(app, ["run", "-r", str(rd), "--archive", str(arc), f"model={tiny_model_dir}", *TINY])
+    assert r.exit_code == 0, r.output
+    assert _manifest(arc) == _manifest(rd) and "round_01/eval" in _manifest(arc)
+    assert (arc / "report.md").read_text() == (rd / "report.md").read_text()

@@ -58,13 +58,22 @@ def _vote_row(row: dict, task) -> dict:
     return strip_text(row)
 
 
+def check_archive_dest(src: Path, dst: Path) -> None:
+    """Refuse an archive folder inside the run directory or one that is a file (lmsi run --archive
+    asks before its first stage, not hours later)."""
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    if dst == src or src in dst.parents:
+        raise InputError(f"{dst}: the archive must lie outside the run directory")
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"{dst}: exists and is not a folder")
+
+
 def archive_run(src: Path, dst: Path) -> list[Path]:
     """Copy run `src` to `dst` without text or weights; returns the files written."""
     src, dst = Path(src), Path(dst)
     if not any((src / f).exists() for f in ("manifest.json", "signal.json", "eval/summary.json")):
         raise InputError(f"{src}: not an lmsi run, signal or eval directory (no manifest.json)")
-    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise InputError(f"{dst}: the archive must lie outside the run directory")
+    check_archive_dest(src, dst)
     run = RunDir(src)
     task = run.task if run.has_config() else task_for({})
     written = []

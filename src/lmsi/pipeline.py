@@ -39,6 +39,8 @@ NEEDS = {"vote": "sample", "build": "vote", "train": "build", "eval": "train"}
 
 
 class Pipeline:
+    after_stage = None  # called with each finished stage's manifest key (lmsi run --archive)
+
     def __init__(self, cfg: RunConfig, force: bool = False, log=print):
         self.cfg, self.log = cfg, log
         self.rundir = RunDir(cfg.run_dir)
@@ -134,6 +136,8 @@ class Pipeline:
         info = (fn(k, d) if name in DRAW_STAGES else fn(k) if name in ROUND_STAGES else fn()) or {}
         self.manifest.mark(key, time.time() - t, **info)
         self.log(f"[done] {key} in {time.time() - t:.0f}s")
+        if self.after_stage:
+            self.after_stage(key)
 
     def _evaluate(self, spec: str, out_dir, examples=None):
         s = self.cfg.sample

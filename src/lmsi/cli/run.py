@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..archive import archive_run, check_archive_dest
 from ..borrow import reuse_samples
 from ..lmeval import export_lmeval
 from ..report import build_report
@@ -49,6 +50,11 @@ def run(
         "--samples-from",
         help="Reuse this run's base eval and round-1 samples (same model, data, sample and eval config; eval.modes may be a subset of its modes): compare build/train variants on one sample budget. An `lmsi signal` dir gives its measured paths as round-1 samples (same questions, m, T).",
     ),
+    archive: Path | None = typer.Option(
+        None,
+        "--archive",
+        help="After every finished stage, copy the run's numbers (no dataset text, no weights) to this folder, as `lmsi archive` does: a long run that dies with its machine keeps what it finished.",
+    ),
 ):
     """Run every stage: base eval, then per round sample -> vote -> build -> train -> eval, then the report.
 
@@ -58,7 +64,8 @@ def run(
       lmsi run --draws 3 -r runs/draws           # three training draws on the same samples\n
       lmsi run --questions self --exemplars self # no human-written questions or exemplars\n
       lmsi run data.task=gsm8k sample.m=32 sample.max_new_tokens=256\n
-      lmsi run -r runs/dpo train.method=dpo --samples-from runs/sft   # same samples, other method
+      lmsi run -r runs/dpo train.method=dpo --samples-from runs/sft   # same samples, other method\n
+      lmsi run -r runs/long --archive docs/runs/long   # keep each finished stage's numbers in git's tree
     """
     extra = [f"loop.rounds={rounds}"] * (rounds is not None) + [f"student={student}"] * (student is not None)
     extra += [f"engine={engine}"] * (engine is not None) + [f"backend={backend}"] * (backend is not None)
@@ -77,6 +84,13 @@ def run(
 
     def go():
         p = open_pipeline(config, run_dir, (overrides or []) + extra, force)
+        if archive:
+            try:
+                check_archive_dest(p.run_dir, archive)
+            except Exception:
+                p.discard_if_unstarted()
+                raise
+            p.after_stage = lambda key: archive_run(p.run_dir, archive)
         if samples_from:
             try:
                 reuse_samples(p, samples_from)
@@ -86,6 +100,9 @@ def run(
         p.run()
         print(build_report(p.run_dir))
         console.print(f"report: {p.run_dir / 'report.md'}")
+        if archive:
+            archive_run(p.run_dir, archive)
+            console.print(f"archive: {archive}")
 
     guard(go)
 
