@@ -11,6 +11,7 @@ from lmsi.config import load_config
 from lmsi.pipeline import Pipeline
 
 runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "data.limit=3",
     "sample.m=3",
@@ -282,15 +283,37 @@ def test_committed_results_page_rebuilds_from_committed_archives(tmp_path, monke
     assert (tmp_path / "results.md").read_text() == (root / "docs/results.md").read_text()
 
 
-def test_committed_vote_check_page_rebuilds_from_committed_archives():
-    """docs/vote-check.md is what scripts/vote_check.py makes from the archives in git."""
+def _script(name: str):
     import importlib.util
 
-    root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("vote_check", root / "scripts" / "vote_check.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.page(script.archives()) == (root / "docs" / "vote-check.md").read_text()
+    return script
+
+
+def test_committed_vote_check_page_rebuilds_from_committed_archives():
+    """docs/vote-check.md is what scripts/vote_check.py makes from the archives in git."""
+    script = _script("vote_check")
+    assert script.page(script.archives()) == (ROOT / "docs" / "vote-check.md").read_text()
+
+
+def test_cross_task_page_averages_draws_per_item(tmp_path):
+    """The other-task change pairs items: each item's correctness averaged over draws minus base."""
+    script = _script("cross_task")
+    verdicts = {"base": [1, 0, 0, 1], "round1_draw1": [1, 1, 0, 0], "round1_draw2": [1, 1, 1, 1]}
+    for label, v in verdicts.items():
+        rows = "".join(json.dumps({"id": f"q{i}", "correct": c}) + "\n" for i, c in enumerate(v))
+        (tmp_path / "cross_run" / "gsm8k" / label / "eval").mkdir(parents=True)
+        (tmp_path / "cross_run" / "gsm8k" / label / "eval" / "greedy_cot.jsonl").write_text(rows)
+    line = script.page(tmp_path).splitlines()[-1]
+    # per item: 1-1, 1-0, .5-0, .5-1 -> mean +0.25; q1, q2 won, q3 lost
+    assert line == "| run (round 1) | gsm8k | 4 | 50.0 | 50.0, 100.0 | +25.0 " + line.split("+25.0 ")[1]
+    assert line.endswith("| 2 / 1 |")
+
+
+def test_committed_cross_task_page_rebuilds_from_committed_archives():
+    assert _script("cross_task").page() == (ROOT / "docs" / "cross-task.md").read_text()
 
 
 def test_run_archives_after_every_finished_stage(tiny_model_dir, tmp_path, monkeypatch):
