@@ -162,3 +162,41 @@ def test_gguf_export_loads_in_llama_cpp(tiny_model_dir, tmp_path, monkeypatch):
         mine = hf(torch.tensor([ids])).logits[0].numpy()
     # the same model: llama.cpp's logits (Q8_0 weights) match the folder's within quantisation noise
     assert np.abs(theirs - mine).max() < 0.02 * (np.abs(mine).max() + 1e-6) + 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not importlib.util.find_spec("llama_cpp"), reason="llama-cpp-python not installed")
+def test_round_models_sample_from_a_server_restarted_on_their_weights(tmp_path):
+    """openai.serve on the embedded model: the real llama.cpp server on loopback, started by lmsi
+    on the base GGUF, then on round 1's exported GGUF for round 1's evaluation and round 2's
+    sampling; no stage falls back to the local sampler, and no server outlives the run."""
+    import subprocess
+    import sys
+
+    rd = tmp_path / "run"
+    serve = f"{sys.executable} -m llama_cpp.server --model {{gguf}} --host 127.0.0.1 --port {{port}} --n_ctx 2048"
+    small = ["data.limit=2", "sample.m=2", "sample.max_new_tokens=96", "sample.shots=1", "build.threshold=0.0"]
+    small += ["build.max_rows=4", "train.batch_size=2", "eval.limit=2", "eval.modes=[greedy_cot]", "dtype=float32"]
+    over = ["-r", str(rd), "loop.stop=false", "backend=openai", *small, f"openai.serve={serve}"]
+    r = runner.invoke(app, ["run", *over])  # round 1, evaluated through a server on its own weights
+    assert r.exit_code == 0, r.output
+    out = r.output
+    r = runner.invoke(app, ["sample", "-k", "2", *over])  # round 2 samples from round 1's model
+    assert r.exit_code == 0, r.output
+    out += r.output
+    started = [line for line in out.splitlines() if "openai.serve: starting" in line]
+    served = [line.split("--model ")[1].split()[0] for line in started]
+    round1 = str(rd / "round_01" / "model" / "model.gguf")
+    assert len(served) == 3 and served[0].endswith(".gguf") and served[1:] == [round1, round1], served
+    assert "sampler: hf" not in out and (rd / "round_02" / "samples.jsonl").exists()
+    assert "Uvicorn running" in (rd / "server.log").read_text()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(rd / "round_01") not in ps  # the round's server was stopped
+
+
+def test_serve_command_errors_are_one_line(tmp_path):
+    rd = tmp_path / "run"
+    r = runner.invoke(app, ["run", "-r", str(rd), "backend=openai", "openai.serve=llama-server -m {model}"])
+    _one_line_error(r, "give {port}")
+    r = runner.invoke(app, ["run", "-r", str(rd), "backend=openai", "openai.serve=false --port {port} {gguf}"])
+    assert r.exit_code == 2 and "the server exited at start" in r.output, r.output

@@ -291,4 +291,5 @@ class Pipeline:
                 break
         write_json(self.run_dir / "loop.json", loop)
         self.tracker.close()
+        self.runtime.release()  # and a server it started (openai.serve)
         return loop

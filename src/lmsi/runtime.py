@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .backends import from_recipe
 from .backends.llama_probe import llama_cpp_import_error
+from .backends.local_server import LocalServer
 from .config import ConfigError, RunConfig
 from .fleet import RayFleet
 from .gguf_export import export_gguf
@@ -22,6 +23,8 @@ class Runtime:
     def __init__(self, cfg: RunConfig, run_dir: Path, log=print):
         self.cfg, self.run_dir, self.log = cfg, Path(run_dir), log
         self._loaded: dict[str, object] = {}
+        serve = cfg.openai.serve if cfg.backend == "openai" else ""
+        self.server = LocalServer(serve, self.run_dir / "server.log", log) if serve else None
 
     def spec(self, k: int, student: bool = False, draw: int = 0) -> str:
         """The model after round k, training draw `draw` (k=0: the base model, or the student before training)."""
@@ -50,8 +53,10 @@ class Runtime:
         return self._loaded[spec]
 
     def release(self) -> None:
-        """Forget every loaded model (training mutates the one it was given)."""
+        """Forget every loaded model (training mutates the one it was given) and stop a served one."""
         self._loaded.clear()
+        if self.server:
+            self.server.stop()
 
     # -- backends ---------------------------------------------------------
     def _base_gguf(self, spec: str) -> Path | None:
@@ -61,7 +66,7 @@ class Runtime:
     def backend_for(self, spec: str) -> str:
         """`auto`: llama.cpp when it is installed and the model has a GGUF (the base, or a round
         model exported from it), else the pure-torch sampler. An openai server holds the base
-        model only, so round models sample with hf."""
+        model only, so round models sample with hf, unless lmsi serves each model (openai.serve)."""
         backend = self.cfg.backend
         if backend == "auto":
             if not importlib.util.find_spec("llama_cpp") or not self._base_gguf(spec):
@@ -70,7 +75,7 @@ class Runtime:
             if broken:  # installed but unusable: say why, and sample with torch
                 self.log(f"sampler: hf ({broken})")
             return "hf" if broken else "llamacpp"
-        if backend == "openai" and self._trained(spec):
+        if backend == "openai" and self._trained(spec) and not self.server:
             self.log(f"sampler: hf for {spec} (the openai server serves the base model)")
             return "hf"
         return backend
@@ -96,7 +101,13 @@ class Runtime:
         if backend == "openai":
             o = c.openai
             keys = ("base_urls", "served_model", "api_key_env", "concurrency", "timeout", "retries")
-            return {"backend": backend, "spec": None, **{k: getattr(o, k) for k in keys}}
+            r = {"backend": backend, "spec": None, **{k: getattr(o, k) for k in keys}}
+            if self.server:
+                fields = {"model": resolve_model(spec)} if "model" in self.server.fields else {}
+                fields |= {"gguf": str(self.gguf_for(spec))} if "gguf" in self.server.fields else {}
+                r["base_urls"] = [self.server.url_for(spec, **fields)]
+                r["served_model"] = o.served_model or fields.get("model", "")  # vLLM names a model by its path
+            return r
         if backend == "hf":
             return {"backend": backend, "spec": spec, "batch_rows": c.sample.batch_rows, "dtype": self.dtype}
         if backend == "vllm":

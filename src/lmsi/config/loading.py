@@ -76,6 +76,11 @@ def _validate(cfg: RunConfig) -> None:
             f"config key 'train.weighting' is {cfg.train.weighting!r}, which only train.method=sft uses "
             f"(train.method is {cfg.train.method!r}); set train.weighting=none"
         )
+    if cfg.openai.serve and (cfg.openai.base_urls or cfg.engine == "ray"):
+        raise ConfigError(
+            "config key 'openai.serve' starts its own server on 127.0.0.1: leave openai.base_urls empty "
+            "and sample here (engine=local)"
+        )
     _check_trl_args(cfg.train)
     clash = [k for k, v in cfg.train.args.items() if (k, v) in (("packing", True), ("loss_type", "dft"))]
     if cfg.train.weighting != "none" and clash:

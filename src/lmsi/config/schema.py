@@ -216,6 +216,13 @@ class OpenAIConfig:
     concurrency: int = opt(4, "requests in flight per endpoint", ge=1)
     timeout: float = opt(120.0, "seconds per request before it is retried", gt=0.0)
     retries: int = opt(5, "retries per request (exponential backoff) before the stage fails", ge=0)
+    serve: str = opt(
+        "",
+        "a command lmsi runs to serve one model on 127.0.0.1, for the base model and again for each round's "
+        "model (so round models sample from a server too): {gguf} (the model as GGUF; round models are "
+        "exported) or {model} (its folder or id), and {port}, e.g. 'python -m llama_cpp.server --model {gguf} "
+        "--port {port}'; base_urls stays empty",
+    )
 
 
 @dataclass
@@ -280,7 +287,7 @@ class RunConfig:
     backend: str = opt(
         "hf",
         "sampler: hf (pure torch), llamacpp (GGUF models; ./scripts/setup.sh builds it), "
-        "openai (a server: see openai.*; it serves the base model, round models use hf), "
+        "openai (a server: see openai.*; round models use hf unless openai.serve restarts it on them), "
         "vllm (CUDA GPUs, pip install vllm), auto (llamacpp when installed and the model is a GGUF, else hf), fake (tests)",
         choices=["hf", "llamacpp", "openai", "vllm", "auto", "fake"],
     )
