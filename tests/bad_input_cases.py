@@ -180,4 +180,14 @@ CASES = [
         _llama_cpp_without_diskcache,
         "No module named 'diskcache'; pip install diskcache",
     ),
+    (
+        "a server command without {port}",
+        lambda t: ["backend=openai", "openai.serve=llama-server -m {gguf}"],
+        "config key 'openai.serve' is 'llama-server -m {gguf}': give {port}",
+    ),
+    (
+        "a server command that exits at start",
+        lambda t: ["backend=openai", "openai.serve=false --port {port} --model {model}", "model=hf-internal/none"],
+        "openai.serve: the server exited at start (code 1)",
+    ),
 ]

@@ -81,10 +81,10 @@ class LocalServer:
             if code is not None:
                 tail = self.log_file.read_text(errors="replace").splitlines()[-5:]
                 self.proc = self.key = None
-                raise InputError(
-                    f"openai.serve: the server exited at start (code {code}); "
-                    f"last lines of {self.log_file}:\n  " + "\n  ".join(tail)
+                said = (
+                    f"last lines of {self.log_file}:\n  " + "\n  ".join(tail) if tail else f"{self.log_file} is empty"
                 )
+                raise InputError(f"openai.serve: the server exited at start (code {code}); {said}")
             try:
                 urllib.request.urlopen(self.url + "/models", timeout=2)
                 return
