@@ -3,7 +3,7 @@
 # Every step is resumable: rerun the script (or one step) and finished work is skipped.
 # Run it from the repository root: each step reads its settings from configs/<name>.yaml.
 #
-#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check ceiling multiarith gsm8k15
+#   scripts/reference_runs.sh [STEP ...]     steps: signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check ceiling gsm8k15_cpu multiarith gsm8k15
 #                                            (default: signal05 signal15 multiarith gsm8k15)
 #
 # Env: R (runs folder, default runs/ref), A (archives, default docs/runs), M05 / M15 (model specs, default the embedded GGUFs),
@@ -67,10 +67,16 @@ step() {
     # issue 23's ceiling run: all 299 unlabeled questions, m=16, threshold 0.75, three training
     # draws, greedy CoT and maj@8 on all 300 test questions; archived after every stage
     ceiling) $L run -r "$R/ceiling_05" --config configs/ceiling_05.yaml model="$M05" "${X[@]}" --archive "${A:-docs/runs}/ceiling_05" ;;
+    # issue 23 item 3 on a CPU: the 1.5B's GSM8K vote signal, then one round (about 6 hours on 2 cores),
+    # then greedy CoT of its base and trained model on all 1,319 test questions
+    gsm8k15_cpu)
+      $L signal --task gsm8k --paths 8 --limit 100 -m "$M15" -r "$R/signal_15_gsm8k_m8" --config configs/signal.yaml "${X[@]}"
+      $L run -r "$R/gsm8k_15_cpu" --config configs/gsm8k_15_cpu.yaml model="$M15" "${X[@]}" --archive "${A:-docs/runs}/gsm8k_15_cpu"
+      ${PY:-python} scripts/cross_task.py eval "$R/gsm8k_15_cpu" gsm8k:0 ;;
     multiarith) $L run -r "$R/multiarith_05" --config configs/multiarith_05.yaml model="$M05" "${X[@]}" ;;
     # the paper's flagship with the 1.5B: 2,000 unlabeled train questions, full 1,319-question test
     gsm8k15) $L run -r "$R/gsm8k_15" --config configs/gsm8k_15.yaml model="$M15" "${X[@]}" ;;
-    *) echo "unknown step: $1 (signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check ceiling multiarith gsm8k15)" >&2; exit 2 ;;
+    *) echo "unknown step: $1 (signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check ceiling gsm8k15_cpu multiarith gsm8k15)" >&2; exit 2 ;;
   esac
 }
 

@@ -231,13 +231,13 @@ def test_reference_script_uses_every_config(tmp_path):
         f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -c 'import shlex, sys; print(shlex.join(sys.argv[1:]))' \"$@\"\n"
     )
     stub.chmod(0o755)
-    steps = "signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check ceiling multiarith gsm8k15".split()
-    env = {**os.environ, "LMSI": str(stub), "R": str(tmp_path / "runs"), "EXTRA": ""}
+    steps = "signal05 signal15 multiarith_cpu multiarith_cpu_variants vote_check ceiling gsm8k15_cpu multiarith gsm8k15".split()
+    env = {**os.environ, "LMSI": str(stub), "R": str(tmp_path / "runs"), "EXTRA": "", "PY": "true"}
     r = subprocess.run(["bash", str(SCRIPT), *steps], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     used = set()
     lines = r.stdout.splitlines()
-    assert len(lines) == 31, r.stdout
+    assert len(lines) == 33, r.stdout
     for line in lines:
         _, params = _parse(shlex.split(line))
         _check_config(params)
