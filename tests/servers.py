@@ -54,6 +54,11 @@ class FakeCompletions(_Base):
         texts = FakeSampler().generate([body["prompt"]], params)[0]
         self._send(200, json.dumps({"choices": [{"index": i, "text": t} for i, t in enumerate(texts)]}).encode())
 
+    def do_GET(self):  # /v1/models: what a server started by openai.serve is polled with
+        self._send(200, json.dumps({"data": [{"id": self.model}]}).encode())
+
+    model = "fake"
+
 
 class EmptyChoices(_Base):
     """A completions server that answers every request with a well-formed reply holding no choices."""
@@ -133,3 +138,15 @@ def start_llama_server(model_path: str, timeout: float = 120.0):
             time.sleep(0.5)
     proc.kill()
     raise RuntimeError("llama.cpp server did not start")
+
+
+if __name__ == "__main__":  # a fake-sampler server on a given port, as openai.serve starts one
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--model", default="fake")
+    a = ap.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", a.port), type("H", (FakeCompletions,), {"model": a.model}))
+    print(f"serving {a.model} on {a.port}", flush=True)
+    server.serve_forever()

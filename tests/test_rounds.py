@@ -334,3 +334,22 @@ def test_run_archives_after_every_finished_stage(tiny_model_dir, tmp_path, monke
     assert r.exit_code == 0, r.output
     assert _manifest(arc) == _manifest(rd) and "round_01/eval" in _manifest(arc)
     assert (arc / "report.md").read_text() == (rd / "report.md").read_text()
+
+
+def test_openai_serve_restarts_the_server_on_each_rounds_model(tiny_model_dir, tmp_path):
+    """openai.serve over two rounds (a fake-sampler server stands in for llama.cpp's or vLLM's; the
+    real llama.cpp server is in test_export): each model is served once, in order, then stopped."""
+    import subprocess
+    import sys
+
+    rd = tmp_path / "r"
+    serve = f"{sys.executable} {ROOT / 'tests' / 'servers.py'} --port {{port}} --model {{model}}"
+    args = ["run", "--rounds", "2", "-r", str(rd), f"model={tiny_model_dir}", *TINY, "loop.stop=false"]
+    r = runner.invoke(app, [*args, "backend=openai", f"openai.serve={serve}"])
+    assert r.exit_code == 0, r.output
+    served = [
+        line.split("--model ")[1].split()[0] for line in r.output.splitlines() if "openai.serve: starting" in line
+    ]
+    assert served == [str(tiny_model_dir), str(rd / "round_01" / "model"), str(rd / "round_02" / "model")]
+    assert "sampler: hf" not in r.output and _manifest(rd)["round_02/eval"]
+    assert str(rd) not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
