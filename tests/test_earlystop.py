@@ -156,6 +156,29 @@ def test_fake_sampler_wave_text_is_fixed_by_seed_question_and_wave():
     assert alone == [p[:4] for p in full[2:]]
 
 
+def test_a_wave_is_one_call_over_the_open_questions_with_their_own_seeds():
+    """A sampler that takes per-prompt seeds gets one call per wave (a full decode batch), and draws
+    the same paths as one call per question; one that does not still gets a call per question."""
+
+    class Counting(FakeSampler):
+        calls = 0
+
+        def generate(self, prompts, params, progress=None):
+            type(self).calls += 1
+            return super().generate(prompts, params, progress)
+
+    class PerQuestion(Counting):
+        prompt_seeds, calls = False, 0
+
+    task = get_task("arith")
+    qs = task.load("train", 5)
+    prompts, ids = [task.prompt(q.question, "fewshot_cot", 1) for q in qs], [q.id for q in qs]
+    params, waves = SamplingParams(temperature=0.7), Waves(m=8, size=2, stop=False)
+    batched = draw_waves(Counting(p_correct=0.5), prompts, ids, params, waves, 1, lambda p, i: None)
+    apart = draw_waves(PerQuestion(p_correct=0.5), prompts, ids, params, waves, 1, lambda p, i: None)
+    assert batched == apart and Counting.calls == 4 and PerQuestion.calls == 4 * 5
+
+
 def test_sc_eval_early_stop_keeps_verdicts_and_records_paths_drawn(tmp_path):
     task = get_task("arith")
     examples = task.load(task.eval_split, 10)
@@ -244,13 +267,13 @@ class _Dies(FakeSampler):
 
 
 def test_waves_resume_after_a_crash_to_the_same_bytes(tmp_path):
-    task, cfg = get_task("arith"), SampleConfig(m=8, wave=2, shots=2, batch_rows=24)
+    task, cfg = get_task("arith"), SampleConfig(m=8, wave=2, shots=2, batch_rows=6)
     qs, waves = task.load("train", 10), Waves(m=8, size=2, threshold=0.5, distinct=1)
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
-    # chunks of 3 questions take 6 to 12 calls: the first crash lands in the first chunk, the
-    # second one (its 16th call) after that chunk is committed, inside a later one
-    for left, committed in ((5, 0), (15, 3)):
+    # chunks of 3 questions (6 rows / 2 per wave) take 1 to 4 calls, one per wave: the first crash
+    # lands in the first chunks, the second one (its 8th call) after a chunk is committed
+    for left, committed in ((2, 0), (7, 3)):
         with pytest.raises(RuntimeError):
             run_sample(task, _Dies(left), qs, tmp_path / "a", cfg, 3, waves)
         f = tmp_path / "a" / "samples.jsonl"
@@ -273,8 +296,8 @@ def test_sc_eval_waves_resume_after_a_crash_to_the_same_bytes(tmp_path):
     task = get_task("arith")
     examples, cfg = task.load(task.eval_split, 10), EvalConfig(modes=["greedy_cot", "sc"], sc_m=4)
     args = (examples, cfg, 2, 20, 0)
-    with pytest.raises(RuntimeError):  # chunks of 3 items: 1 greedy call, then 3 to 6 wave calls each
-        run_eval(task, _Dies(12), args[0], tmp_path / "a", *args[1:], batch_rows=15, waves=Waves(m=4, size=2))
+    with pytest.raises(RuntimeError):  # chunks of 5 items: 1 greedy call, then 1 or 2 wave calls each
+        run_eval(task, _Dies(3), args[0], tmp_path / "a", *args[1:], batch_rows=15, waves=Waves(m=4, size=2))
     assert read_jsonl(tmp_path / "a" / "cot.partial.jsonl", tolerate_torn_tail=True)
     run_eval(
         task, FakeSampler(p_correct=0.6), args[0], tmp_path / "a", *args[1:], batch_rows=15, waves=Waves(m=4, size=2)

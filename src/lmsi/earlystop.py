@@ -94,14 +94,22 @@ def draw_waves(
     sampler, prompts: list[str], ids: list[str], params: SamplingParams, waves: Waves, seed: int, extract, key=None
 ):
     """Each question's paths, wave by wave; `extract(path, i)` reads the answer of a path of
-    question i, `key(path)` its reasoning. A wave is one call per open question (or one `map`
-    over them on a fleet)."""
+    question i, `key(path)` its reasoning. A wave's paths of a question are seeded by (seed,
+    question id, wave) alone. A wave is one call over the open questions when the sampler takes
+    per-prompt seeds (a full decode batch), else one call per open question (or one `map` over
+    them on a fleet)."""
     paths: list[list[str]] = [[] for _ in prompts]
     answers: list[list] = [[] for _ in prompts]
     open_ = list(range(len(prompts)))
     for w, size in enumerate(wave_sizes(waves.m, waves.size)):
-        jobs = [([prompts[i]], replace(params, n=size, seed=wave_seed(seed, ids[i], w))) for i in open_]
-        outs = sampler.map(jobs) if hasattr(sampler, "map") else (sampler.generate(*job) for job in jobs)
+        seeds = [wave_seed(seed, ids[i], w) for i in open_]
+        if getattr(sampler, "prompt_seeds", False):
+            outs = [
+                [o] for o in sampler.generate([prompts[i] for i in open_], replace(params, n=size, seeds=tuple(seeds)))
+            ]
+        else:
+            jobs = [([prompts[i]], replace(params, n=size, seed=s)) for i, s in zip(open_, seeds)]
+            outs = sampler.map(jobs) if hasattr(sampler, "map") else (sampler.generate(*job) for job in jobs)
         for i, (out,) in zip(open_, outs):
             paths[i] += out
             answers[i] += [extract(p, i) for p in out]

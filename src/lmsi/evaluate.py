@@ -145,7 +145,9 @@ def generate_group(
     answer is decided (earlystop.py), greedy CoT in a call of its own."""
     fmt = prompt_format(group)
     params = _params(group, modes, task, cfg, max_new_tokens, seed)
-    chunk = max(1, batch_rows // params.n)  # about one decode batch of rows per committed chunk
+    waves = waves if "sc" in modes else None
+    rows = waves.size + params.greedy_first if waves else params.n
+    chunk = max(1, batch_rows // rows)  # about one decode batch of rows (a first wave's) per committed chunk
     kept = read_jsonl(path, tolerate_torn_tail=True) if path.exists() else []
     if kept:
         write_jsonl(path, kept)  # drop a torn tail so appends stay line-aligned
@@ -158,7 +160,7 @@ def generate_group(
             prompts = [task.prompt(e.question, fmt, shots) for e in part]
             # the seed depends on the chunk's position only, so a resumed run draws the same paths
             before = tracker.completed  # the bar counts across chunks and a resumed start
-            if waves and "sc" in modes:
+            if waves:
                 outs = _waves(task, sampler, part, prompts, params, waves, seed, fmt)
             else:
                 outs = sampler.generate(

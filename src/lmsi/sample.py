@@ -52,7 +52,7 @@ def run_sample(
         write_jsonl(path, kept)
     done = {r["id"] for r in kept}
     todo = [(i, q) for i, q in enumerate(questions) if q.id not in done]
-    chunk = max(1, cfg.batch_rows // cfg.m)  # one decode batch per committed chunk
+    chunk = max(1, cfg.batch_rows // (waves.size if waves else cfg.m))  # one decode batch (a first wave's) per chunk
     parts = [todo[s : s + chunk] for s in range(0, len(todo), chunk)]
     params = SamplingParams(
         n=cfg.m, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, stop=task.stop

@@ -16,6 +16,9 @@ class SamplingParams:
     seed: int = 0
     # first of the n completions per prompt is greedy: greedy CoT and maj@m share one call
     greedy_first: bool = False
+    # prompt i's paths drawn from seeds[i] alone, whatever else shares the call (early stopping's
+    # waves batch many questions); backends that honour it say so with `prompt_seeds = True`
+    seeds: tuple[int, ...] | None = None
 
 
 class Sampler(Protocol):
@@ -48,7 +51,9 @@ def cut_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
 
 def pick_tokens(logits, greedy, params: SamplingParams, gen):
     """Sample each row at params.temperature (nucleus top_p), except rows flagged greedy (argmax).
-    Shared by the torch-side backends so they draw from one distribution with one seed."""
+    Shared by the torch-side backends so they draw from one distribution with one seed. `gen` is
+    one generator for the batch, or one per row (per-prompt seeds): a row then draws one uniform
+    number from its own generator and takes the token where the cumulative probability passes it."""
     import torch
 
     top = logits.argmax(-1)
@@ -59,4 +64,17 @@ def pick_tokens(logits, greedy, params: SamplingParams, gen):
         sp, si = probs.sort(-1, descending=True)
         sp = sp * (sp.cumsum(-1) - sp < params.top_p)
         probs = torch.zeros_like(probs).scatter(-1, si, sp)
-    return torch.where(greedy, top, torch.multinomial(probs, 1, generator=gen).squeeze(-1))
+    if isinstance(gen, list):
+        cdf = probs.float().cumsum(-1)
+        u = torch.cat([torch.rand(1, generator=g) for g in gen]).to(cdf.device)[:, None] * cdf[:, -1:]
+        picked = torch.searchsorted(cdf, u).squeeze(-1).clamp(max=probs.shape[-1] - 1)
+    else:
+        picked = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+    return torch.where(greedy, top, picked)
+
+
+def row_generators(seeds, n: int, device="cpu") -> list:
+    """One torch generator per row of a batch of len(seeds) prompts x n paths (prompt-major)."""
+    import torch
+
+    return [torch.Generator(device=device).manual_seed(s * 1009 + k) for s in seeds for k in range(n)]

@@ -12,6 +12,7 @@ from .base import SamplingParams
 
 class FakeSampler:
     name = "fake"
+    prompt_seeds = True  # SamplingParams.seeds: one random stream per prompt
 
     def __init__(self, model=None, p_correct: float = 0.7, **_):
         self.p = p_correct
@@ -23,6 +24,7 @@ class FakeSampler:
         out = []
         for i, p in enumerate(prompts):
             time.sleep(self.delay)
+            rng = random.Random(params.seeds[i]) if params.seeds else rng
             if p.endswith("Question:"):  # self-generated questions: write a new one
                 out.append(
                     [

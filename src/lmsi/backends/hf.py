@@ -25,7 +25,7 @@ from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from ..models import load_model
-from .base import SamplingParams, cut_at_stop, pick_tokens
+from .base import SamplingParams, cut_at_stop, pick_tokens, row_generators
 
 GREEDY_ROWS = 32  # rows of every greedy decode step; greedy text depends on it, so it is fixed
 ROWWISE = "lmsi_rowwise"
@@ -48,6 +48,7 @@ AttentionInterface.register(ROWWISE, _rowwise_attention)
 
 class HFSampler:
     name = "hf"
+    prompt_seeds = True  # SamplingParams.seeds: one generator per row
 
     def __init__(self, model, tokenizer=None, batch_rows: int = 32, invariant_greedy: bool = True, **_):
         if isinstance(model, str):
@@ -79,7 +80,8 @@ class HFSampler:
         done = 0
         for start in range(0, len(prompts), per_chunk):
             idx = list(range(start, min(start + per_chunk, len(prompts))))
-            texts = self._run_chunk([prompts[i] for i in idx], params, gen)
+            g = row_generators([params.seeds[i] for i in idx], params.n, self.dev) if params.seeds else gen
+            texts = self._run_chunk([prompts[i] for i in idx], params, g)
             for j, i in enumerate(idx):
                 out[i] = texts[j * params.n : (j + 1) * params.n]
             done += len(idx)
@@ -237,7 +239,9 @@ class HFSampler:
         alive = torch.arange(rows, device=self.dev)  # original row index of each live batch row
         tokens: list[list[int]] = [[] for _ in range(rows)]
         for step in range(params.max_new_tokens):
-            nxt = pick_tokens(logits, greedy[alive], params, gen)
+            nxt = pick_tokens(
+                logits, greedy[alive], params, [gen[r] for r in alive.tolist()] if isinstance(gen, list) else gen
+            )
             # one device sync per step
             keep = [
                 b for b, (r, t) in enumerate(zip(alive.tolist(), nxt.tolist())) if not self._take(tokens[r], t, params)

@@ -44,6 +44,7 @@ class _Endpoint:
 
 class OpenAISampler:
     name = "openai"
+    prompt_seeds = True  # SamplingParams.seeds: each prompt its own request seed
 
     def __init__(
         self,
@@ -132,7 +133,7 @@ class OpenAISampler:
 
     def generate(self, prompts: list[str], params: SamplingParams, progress=None) -> list[list[str]]:
         def one(i: int) -> list[str]:
-            seed = params.seed + 1000 * i
+            seed = params.seeds[i] if params.seeds else params.seed + 1000 * i
             greedy = (
                 self._paths(prompts[i], 1, 0.0, params, seed) if params.greedy_first or params.temperature <= 0 else []
             )

@@ -14,6 +14,7 @@ from ..config import ConfigError
 
 class VLLMSampler:
     name = "vllm"
+    prompt_seeds = True  # SamplingParams.seeds: each prompt its own request seed
 
     def __init__(
         self,
@@ -51,7 +52,7 @@ class VLLMSampler:
         sampled = 0 if params.temperature <= 0 else params.n - params.greedy_first
         owners, texts, kinds = [], [], []
         for i, p in enumerate(prompts):
-            seed = params.seed * 1_000_003 + i
+            seed = params.seeds[i] * 1_000_003 if params.seeds else params.seed * 1_000_003 + i
             for n, temperature in ((int(greedy), 0.0), (sampled, params.temperature)):
                 if n:
                     owners.append(i)
