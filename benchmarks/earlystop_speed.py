@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from lmsi.backends.hf import HFSampler
-from lmsi.bench import cpu_name
+from lmsi.bench import cpu_name, save_result
 from lmsi.config import SampleConfig
 from lmsi.earlystop import Waves
 from lmsi.models import load_model
@@ -69,17 +69,14 @@ def main() -> None:
     table = "| sampling | seconds | paths drawn | time / no waves |\n|---|---:|---:|---:|\n" + "\n".join(
         f"| {n} | {t:.1f} | {p} | {t / base:.2f} |" for n, t, p in rows
     )
-    command = "python benchmarks/earlystop_speed.py " + " ".join(sys.argv[1:])
+    command = ("python benchmarks/earlystop_speed.py " + " ".join(sys.argv[1:])).strip()
     text = (
-        f"# Early stopping, wall time\n\nCommand: `{command.strip()}`\n\nMachine: {cpu_name()}, "
+        f"Machine: {cpu_name()}, "
         f"{torch.get_num_threads()} torch threads, {MODEL} (float32), {a.task}, {len(qs)} questions, m={a.m}, "
-        f"waves of {a.wave}, <= {a.tokens} tokens, batch_rows 128, threshold 0.5, 2 distinct paths.\n\n{table}\n"
+        f"waves of {a.wave}, <= {a.tokens} tokens, batch_rows 128, threshold 0.5, 2 distinct paths.\n\n{table}"
     )
     print(text)
-    out = Path(a.out) / f"earlystop-speed-{time.strftime('%Y%m%d-%H%M%S')}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"wrote {out}")
+    print(f"wrote {save_result(text, command, a.out, 'earlystop-speed', 'Early stopping, wall time')}")
 
 
 if __name__ == "__main__":

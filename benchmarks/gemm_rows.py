@@ -13,12 +13,10 @@ everywhere and is left out). Writes gemm-rows-<time>.md.
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 import torch
 
-from lmsi.bench import cpu_name
+from lmsi.bench import cpu_name, save_result
 
 SHAPES = [(896, 4864), (4864, 896), (896, 1152)]
 ROWS = list(range(2, 65)) + [80, 96]
@@ -57,13 +55,8 @@ def main() -> None:
                     f"| {str(dtype)[6:]} | {threads} | {k} -> {n} | {_ranges(ms)} ({len(ms)} of {len(ROWS)}) |"
                 )
                 print(lines[-1], flush=True)
-    text = (
-        f"# GEMM rows and batch size\n\nCommand: `python benchmarks/gemm_rows.py`\n\nMachine: {cpu_name()}, "
-        f"torch {torch.__version__}. M tried: 2-64, 80, 96.\n\n" + "\n".join(lines) + "\n"
-    )
-    out = Path(args.out) / f"gemm-rows-{time.strftime('%Y%m%d-%H%M%S')}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    text = f"Machine: {cpu_name()}, torch {torch.__version__}. M tried: 2-64, 80, 96.\n\n" + "\n".join(lines)
+    out = save_result(text, "python benchmarks/gemm_rows.py", args.out, "gemm-rows", "GEMM rows and batch size")
     print(f"wrote {out}")
 
 

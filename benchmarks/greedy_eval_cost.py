@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from lmsi.backends.hf import HFSampler
-from lmsi.bench import cpu_name
+from lmsi.bench import cpu_name, save_result
 from lmsi.config import RunConfig
 from lmsi.evaluate import run_eval
 from lmsi.models import load_model
@@ -66,10 +66,8 @@ def main() -> None:
         f"{differ} of {len(greedy[True])}.\n"
     )
     print(text)
-    out = Path(args.out) / f"greedy-eval-cost-{time.strftime('%Y%m%d-%H%M%S')}.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/greedy_eval_cost.py " + " ".join(sys.argv[1:])
-    out.write_text(f"# Cost of batch-invariant greedy decoding\n\nCommand: `{command.strip()}`\n\n{text}")
+    command = ("python benchmarks/greedy_eval_cost.py " + " ".join(sys.argv[1:])).strip()
+    out = save_result(text, command, args.out, "greedy-eval-cost", "Cost of batch-invariant greedy decoding")
     print(f"wrote {out}")
 
 

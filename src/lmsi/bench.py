@@ -185,8 +185,12 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def save_result(text: str, command: str, out_dir: Path = Path("benchmarks/results")) -> Path:
+def save_result(
+    text: str, command: str, out_dir: Path = Path("benchmarks/results"), name="sample", title="lmsi bench sample"
+) -> Path:
+    """benchmarks/results/<name>-<time>.md: the title, the command that made it, the result."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"sample-{time.strftime('%Y%m%d-%H%M%S')}.md"
-    path.write_text(f"# lmsi bench sample\n\nCommand: `{command}`\n\n{text}\n")
+    path = out_dir / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.md"
+    path.write_text(f"# {title}\n\nCommand: `{command}`\n\n{text}\n")
     return path

@@ -239,13 +239,10 @@ class HFSampler:
         alive = torch.arange(rows, device=self.dev)  # original row index of each live batch row
         tokens: list[list[int]] = [[] for _ in range(rows)]
         for step in range(params.max_new_tokens):
-            nxt = pick_tokens(
-                logits, greedy[alive], params, [gen[r] for r in alive.tolist()] if isinstance(gen, list) else gen
-            )
+            live = alive.tolist()
+            nxt = pick_tokens(logits, greedy[alive], params, [gen[r] for r in live] if isinstance(gen, list) else gen)
             # one device sync per step
-            keep = [
-                b for b, (r, t) in enumerate(zip(alive.tolist(), nxt.tolist())) if not self._take(tokens[r], t, params)
-            ]
+            keep = [b for b, (r, t) in enumerate(zip(live, nxt.tolist())) if not self._take(tokens[r], t, params)]
             if not keep:
                 break
             if len(keep) < len(alive):

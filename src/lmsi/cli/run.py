@@ -84,19 +84,16 @@ def run(
 
     def go():
         p = open_pipeline(config, run_dir, (overrides or []) + extra, force)
-        if archive:
-            try:
+        try:
+            if archive:
                 check_archive_dest(p.run_dir, archive)
-            except Exception:
-                p.discard_if_unstarted()
-                raise
-            p.after_stage = lambda key: archive_run(p.run_dir, archive)
-        if samples_from:
-            try:
+            if samples_from:
                 reuse_samples(p, samples_from)
-            except Exception:
-                p.discard_if_unstarted()  # a refused borrow leaves no half-made run dir behind
-                raise
+        except Exception:
+            p.discard_if_unstarted()  # a refused archive or borrow leaves no half-made run dir behind
+            raise
+        if archive:
+            p.after_stage = lambda key: archive_run(p.run_dir, archive)
         p.run()
         print(build_report(p.run_dir))
         console.print(f"report: {p.run_dir / 'report.md'}")
