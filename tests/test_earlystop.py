@@ -307,3 +307,25 @@ def test_sc_eval_waves_resume_after_a_crash_to_the_same_bytes(tmp_path):
     )
     for f in ("sc.jsonl", "greedy_cot.jsonl"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_no_call_once_every_question_is_settled():
+    """A run whose questions all settle in the first wave makes no call over zero prompts (the hf
+    sampler refused one: the kill -9 test's early-stopping run died on it)."""
+
+    class Refusing(FakeSampler):
+        def generate(self, prompts, params, progress=None):
+            assert prompts, "a call over no prompts"
+            return super().generate(prompts, params, progress)
+
+    task = get_task("arith")
+    qs = task.load("train", 3)
+    prompts, ids = [task.prompt(q.question, "fewshot_cot", 1) for q in qs], [q.id for q in qs]
+    paths = draw_waves(Refusing(), prompts, ids, SamplingParams(temperature=0.7), Waves(m=8, size=4), 1, lambda p, i: 1)
+    assert [len(p) for p in paths] == [4, 4, 4]
+
+
+def test_hf_sampler_takes_an_empty_call(tiny_model_dir):
+    from lmsi.backends.hf import HFSampler
+
+    assert HFSampler(str(tiny_model_dir)).generate([], SamplingParams(temperature=0.7, n=4, max_new_tokens=4)) == []

@@ -102,6 +102,8 @@ def draw_waves(
     answers: list[list] = [[] for _ in prompts]
     open_ = list(range(len(prompts)))
     for w, size in enumerate(wave_sizes(waves.m, waves.size)):
+        if not open_:  # every question settled: a call over none would be wasted (or refused)
+            break
         seeds = [wave_seed(seed, ids[i], w) for i in open_]
         if getattr(sampler, "prompt_seeds", False):
             outs = [

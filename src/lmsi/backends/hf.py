@@ -76,17 +76,15 @@ class HFSampler:
         out: list[list[str]] = [[] for _ in prompts]
         per_chunk = max(1, self.batch_rows // params.n)
         chunks = -(-len(prompts) // per_chunk)
-        per_chunk = -(-len(prompts) // max(1, chunks))  # balance: 20 prompts -> 10+10, not 19+1
-        done = 0
+        per_chunk = max(1, -(-len(prompts) // max(1, chunks)))  # balance: 20 prompts -> 10+10, not 19+1
         for start in range(0, len(prompts), per_chunk):
             idx = list(range(start, min(start + per_chunk, len(prompts))))
             g = row_generators([params.seeds[i] for i in idx], params.n, self.dev) if params.seeds else gen
             texts = self._run_chunk([prompts[i] for i in idx], params, g)
             for j, i in enumerate(idx):
                 out[i] = texts[j * params.n : (j + 1) * params.n]
-            done += len(idx)
             if progress:
-                progress(done)
+                progress(idx[-1] + 1)  # chunks run in order
         return out
 
     def _greedy(self, prompts: list[str], params: SamplingParams, progress=None) -> list[str]:
