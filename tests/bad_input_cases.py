@@ -12,7 +12,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from servers import EmptyChoices, start
+from servers import EmptyChoices, FakeCompletions, start
 
 from lmsi import models
 
@@ -81,6 +81,12 @@ def _empty_choices_server(t: Path) -> list[str]:
     server, url = start(EmptyChoices)
     _UNDO.append(server.shutdown)
     return ["backend=openai", f"openai.base_urls=[{url}]", "openai.retries=1"]
+
+
+def _fleet_without_runtime_lora(t: Path) -> list[str]:
+    server, url = start(FakeCompletions, seen=[])  # answers 404 on /v1/load_lora_adapter, as vLLM does without it
+    _UNDO.append(server.shutdown)
+    return ["backend=openai", f"openai.base_urls=[{url}]", "openai.lora_adapters=true", "openai.retries=1"]
 
 
 def _llama_cpp_without_diskcache(t: Path) -> list[str]:
@@ -173,6 +179,12 @@ CASES = [
         "a server answering with empty choices",
         _empty_choices_server,
         "empty choices in the reply",
+    ),
+    (
+        "a vLLM fleet started without runtime LoRA loading (openai.lora_adapters)",
+        _fleet_without_runtime_lora,
+        "start each vLLM server with --enable-lora (and --max-lora-rank >= train.lora_r) and the environment "
+        "variable VLLM_ALLOW_RUNTIME_LORA_UPDATING=True",
     ),
     ("an embedded model whose bytes are not the pinned ones", _tampered_embedded, f"but lmsi pins {DEMO_PIN}"),
     (

@@ -5,6 +5,7 @@ that starts the real llama.cpp server on the embedded model when llama-cpp-pytho
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -44,11 +45,16 @@ class FakeCompletions(_Base):
     seen: list = []
 
     def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if not self.path.endswith("/completions"):  # what a server answers for a route it lacks
+            return self._send(404, b'{"detail": "Not Found"}')
+        self.seen.append({"headers": dict(self.headers), "body": body})
+        self._complete(body)
+
+    def _complete(self, body: dict):
         from lmsi.backends import SamplingParams
         from lmsi.backends.fake import FakeSampler
 
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.seen.append({"headers": dict(self.headers), "body": body})
         n = body.get("n", 1)
         params = SamplingParams(n=n, temperature=body["temperature"], seed=body.get("seed", 0))
         texts = FakeSampler().generate([body["prompt"]], params)[0]
@@ -58,6 +64,46 @@ class FakeCompletions(_Base):
         self._send(200, json.dumps({"data": [{"id": self.model}]}).encode())
 
     model = "fake"
+
+
+class LoraCompletions(FakeCompletions):
+    """FakeCompletions plus vLLM's runtime LoRA routes, answered as vLLM answers them. `events` gets
+    ("load", name, path), ("unload", name) and ("complete", model) in order; a completion for a
+    model that is neither `model` nor a loaded adapter gets vLLM's 404."""
+
+    adapters: dict = {}
+    events: list = []
+    readable = True  # False: a server that does not share lmsi's filesystem
+    loads_auth = None  # the Authorization header of the last load
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        name, path = body.get("lora_name"), body.get("lora_path")
+        if self.path == "/v1/load_lora_adapter":
+            if not name or not path:
+                return self._error(400, "Both 'lora_name' and 'lora_path' must be provided.")
+            if name in self.adapters:
+                return self._error(400, f"The lora adapter '{name}' has already been loaded.")
+            if not (self.readable and os.path.isfile(os.path.join(path, "adapter_config.json"))):
+                return self._error(404, f"Loading lora {name} failed: No adapter found for {path}")
+            self.adapters[name] = path
+            self.events.append(("load", name, path))
+            type(self).loads_auth = self.headers.get("Authorization")
+            return self._send(200, f"Success: LoRA adapter '{name}' added successfully.".encode(), "text/plain")
+        if self.path == "/v1/unload_lora_adapter":
+            if self.adapters.pop(name, None) is None:
+                return self._error(404, f"The lora adapter '{name}' cannot be found.")
+            self.events.append(("unload", name))
+            return self._send(200, b"Success", "text/plain")
+        if body.get("model") not in (self.model, *self.adapters):
+            return self._error(404, f"The model `{body.get('model')}` does not exist.")
+        self.events.append(("complete", body["model"]))
+        self.seen.append({"headers": dict(self.headers), "body": body})
+        self._complete(body)
+
+    def _error(self, code: int, message: str):
+        kind = "NotFoundError" if code == 404 else "BadRequestError"
+        self._send(code, json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode())
 
 
 class EmptyChoices(_Base):

@@ -12,6 +12,7 @@ from pathlib import Path
 from .backends import from_recipe
 from .backends.llama_probe import llama_cpp_import_error
 from .backends.local_server import LocalServer
+from .backends.lora_fleet import LoraFleet
 from .config import ConfigError, RunConfig
 from .fleet import RayFleet
 from .gguf_export import export_gguf
@@ -25,6 +26,9 @@ class Runtime:
         self._loaded: dict[str, object] = {}
         serve = cfg.openai.serve if cfg.backend == "openai" else ""
         self.server = LocalServer(serve, self.run_dir / "server.log", log) if serve else None
+        o = cfg.openai
+        lora = cfg.backend == "openai" and o.lora_adapters  # (never with openai.serve: config refuses both)
+        self.lora = LoraFleet(o.base_urls, o.api_key_env, o.timeout, o.retries, log) if lora else None
 
     def spec(self, k: int, student: bool = False, draw: int = 0) -> str:
         """The model after round k, training draw `draw` (k=0: the base model, or the student before training)."""
@@ -66,7 +70,8 @@ class Runtime:
     def backend_for(self, spec: str) -> str:
         """`auto`: llama.cpp when it is installed and the model has a GGUF (the base, or a round
         model exported from it), else the pure-torch sampler. An openai server holds the base
-        model only, so round models sample with hf, unless lmsi serves each model (openai.serve)."""
+        model only, so round models sample with hf, unless lmsi serves each model (openai.serve) or
+        loads each round's adapter into the servers (openai.lora_adapters)."""
         backend = self.cfg.backend
         if backend == "auto":
             if not importlib.util.find_spec("llama_cpp") or not self._base_gguf(spec):
@@ -75,7 +80,7 @@ class Runtime:
             if broken:  # installed but unusable: say why, and sample with torch
                 self.log(f"sampler: hf ({broken})")
             return "hf" if broken else "llamacpp"
-        if backend == "openai" and self._trained(spec) and not self.server:
+        if backend == "openai" and self._trained(spec) and not (self.server or self.lora):
             self.log(f"sampler: hf for {spec} (the openai server serves the base model)")
             return "hf"
         return backend
@@ -107,6 +112,10 @@ class Runtime:
                 fields |= {"gguf": str(self.gguf_for(spec))} if "gguf" in self.server.fields else {}
                 r["base_urls"] = [self.server.url_for(spec, **fields)]
                 r["served_model"] = o.served_model or fields.get("model", "")  # vLLM names a model by its path
+            elif self.lora:  # asked before the first request, so a fleet without LoRA fails before any stage
+                self.lora.check()
+                if self._trained(spec):
+                    r["served_model"] = self.lora.serve(Path(spec), self.run_dir)
             return r
         if backend == "hf":
             return {"backend": backend, "spec": spec, "batch_rows": c.sample.batch_rows, "dtype": self.dtype}

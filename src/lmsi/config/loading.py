@@ -81,6 +81,7 @@ def _validate(cfg: RunConfig) -> None:
             "config key 'openai.serve' starts its own server on 127.0.0.1: leave openai.base_urls empty "
             "and sample here (engine=local)"
         )
+    _check_lora_adapters(cfg)
     _check_trl_args(cfg.train)
     clash = [k for k, v in cfg.train.args.items() if (k, v) in (("packing", True), ("loss_type", "dft"))]
     if cfg.train.weighting != "none" and clash:
@@ -91,6 +92,29 @@ def _validate(cfg: RunConfig) -> None:
     bad = set(cfg.eval.modes) - set(EVAL_MODES)
     if bad or not cfg.eval.modes:
         raise ConfigError(f"config key 'eval.modes' has unknown modes {sorted(bad)}; allowed: {list(EVAL_MODES)}")
+
+
+def _check_lora_adapters(cfg: RunConfig) -> None:
+    """openai.lora_adapters puts a round's adapter on the base model the servers hold: refused at
+    the start (not after a round of training) where that adapter is not one for that model."""
+    if cfg.backend != "openai" or not cfg.openai.lora_adapters:
+        return
+    clash = [
+        (not cfg.openai.base_urls, "openai.base_urls is empty (it loads adapters into those servers)"),
+        (cfg.openai.serve, "openai.serve is set (that restarts lmsi's own server on each round's model instead)"),
+        (cfg.train.adapter != "lora", "train.adapter=full leaves no adapter to load"),
+        (cfg.student, "a student's adapters do not fit the model the servers hold"),
+        (
+            cfg.loop.init == "previous" and cfg.loop.rounds > 1,
+            "with loop.init=previous, round 2's adapter sits on round 1's model, not on the servers' base model",
+        ),
+    ]
+    for hit, why in clash:
+        if hit:
+            raise ConfigError(
+                f"config key 'openai.lora_adapters' serves round models as LoRA adapters on the servers' base "
+                f"model, but {why}; set openai.lora_adapters=false to sample round models with hf"
+            )
 
 
 def _check_trl_args(t: TrainConfig) -> None:

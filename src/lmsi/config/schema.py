@@ -223,6 +223,15 @@ class OpenAIConfig:
         "exported) or {model} (its folder or id), and {port}, e.g. 'python -m llama_cpp.server --model {gguf} "
         "--port {port}'; base_urls stays empty",
     )
+    lora_adapters: bool = opt(
+        False,
+        "serve round models from the base_urls servers too, by loading each round's LoRA adapter into "
+        "every one at run time (vLLM: start it with --enable-lora and the environment variable "
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True). The servers read the adapter folder by its path here, so "
+        "the run directory must be at the same path on them (a shared filesystem). LoRA rounds trained "
+        "from the base model only (train.adapter=lora, no student, loop.init=base); off: round models "
+        "sample with hf in this process",
+    )
 
 
 @dataclass
