@@ -240,7 +240,7 @@ def build_report(run_dir: Path) -> str:
     lines = [
         f"# lmsi report: {run.path.name}",
         "",
-        f"Model `{cfg['model']}` on task `{d['task']}`; {d['limit']} unlabeled questions per round, "
+        f"Model `{cfg['model']}` on task `{d['task']}`; {d['limit'] or 'all'} unlabeled questions per round, "
         f"m={s['m']}, T={s['temperature']}, threshold={threshold}.",
         "",
     ]
