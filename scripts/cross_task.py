@@ -58,6 +58,7 @@ def evaluate(run_dir: Path, tasks: list[str]) -> None:
             out = Path("runs/cross") / run_dir.name / task / label
             cmd = [LMSI, "eval", "--task", task, "-m", model, "-n", n, "-r", str(out)]
             cmd += [f"sample.shots={s['shots']}", f"sample.max_new_tokens={s['max_new_tokens']}"]
+            cmd += ["eval.modes=[greedy_cot]"]  # the page reads greedy CoT only; sc paths would triple the cost
             subprocess.run(cmd, check=True)
             arc = ROOT / "docs" / "runs" / f"cross_{run_dir.name}" / task / label
             subprocess.run([LMSI, "archive", str(out), str(arc)], check=True)
