@@ -53,6 +53,7 @@ def test_draws_train_evaluate_and_choose_without_labels(tiny_model_dir, tmp_path
     assert w0 != w1
     report = (rd / "report.md").read_text()
     assert "## Training draws" in report and " ± " in report and "averaged over draws" in report
+    assert "| 1 | greedy CoT after vs self-consistency before | 2 |" in report  # the paper's transfer, over draws
     # round 2 sampled with round 1's chosen draw: the log names it
     assert f"round 1: draw {stages['round_01/select']['draw']} goes on" in r.output
     single = tmp_path / "single"

@@ -81,6 +81,11 @@ def draws_section(base: Path, rounds: list[dict], modes: list[str]) -> list[str]
                 f"| {r['k']} | {MODE_NAMES[m]} | {s['n']} | {100 * s['mean']:.1f} ± {100 * s['sd']:.1f} ({each}) "
                 f"| {cell_paired(p)} |"
             )
+        if {"greedy_cot", "sc"} <= set(modes):  # the paper's transfer: greedy after vs the vote before
+            p = paired_gain_over_draws(base / "sc.jsonl", [e / "greedy_cot.jsonl" for _, e in r["draws"]])
+            rows.append(
+                f"| {r['k']} | greedy CoT after vs self-consistency before | {len(r['draws'])} | | {cell_paired(p)} |"
+            )
     if not rows:
         return []
     return [
