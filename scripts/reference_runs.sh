@@ -72,7 +72,7 @@ step() {
     gsm8k15_cpu)
       $L signal --task gsm8k --paths 8 --limit 100 -m "$M15" -r "$R/signal_15_gsm8k_m8" --config configs/signal.yaml "${X[@]}"
       $L run -r "$R/gsm8k_15_cpu" --config configs/gsm8k_15_cpu.yaml model="$M15" "${X[@]}" --archive "${A:-docs/runs}/gsm8k_15_cpu"
-      ${PY:-python} scripts/cross_task.py eval "$R/gsm8k_15_cpu" gsm8k:0 ;;
+      ${PY:-python} scripts/cross_task.py eval "$R/gsm8k_15_cpu" arith:200 commonsenseqa:200 ;;
     multiarith) $L run -r "$R/multiarith_05" --config configs/multiarith_05.yaml model="$M05" "${X[@]}" ;;
     # the paper's flagship with the 1.5B: 2,000 unlabeled train questions, full 1,319-question test
     gsm8k15) $L run -r "$R/gsm8k_15" --config configs/gsm8k_15.yaml model="$M15" "${X[@]}" ;;
