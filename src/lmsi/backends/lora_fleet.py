@@ -12,13 +12,12 @@ been loaded", taken as success), and a retrained adapter gets a new name, never 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import time
 from pathlib import Path
 
 from ..io import InputError
-from .openai_http import ServerError
+from .openai_http import ServerError, request_headers
 
 SETUP = (
     "start each vLLM server with --enable-lora (and --max-lora-rank >= train.lora_r) and the environment "
@@ -50,10 +49,7 @@ class LoraFleet:
         self.names: dict[str, str] = {}  # adapter folder -> its name, loaded on every server
 
     def _post(self, url: str, route: str, body: dict):
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.key_env)  # read here, sent, never logged
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers = request_headers(self.key_env)
         err = ""
         for attempt in range(self.retries + 1):
             try:

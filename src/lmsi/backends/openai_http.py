@@ -33,6 +33,16 @@ class ServerError(ConfigError, RuntimeError):
     the server or openai.* to fix, not a bug in lmsi (the CLI prints it as one line, exit 2)."""
 
 
+def request_headers(key_env: str) -> dict:
+    """JSON headers, with the API key from the environment variable `key_env` when it is set: read
+    at request time, sent, never written anywhere."""
+    headers = {"Content-Type": "application/json"}
+    key = os.environ.get(key_env)
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
 class _Endpoint:
     def __init__(self, url: str, slots: int):
         self.url = url.rstrip("/")
@@ -85,10 +95,7 @@ class OpenAISampler:
             ep = self._pick_endpoint()
             with ep.slots:
                 try:
-                    headers = {"Content-Type": "application/json"}
-                    key = os.environ.get(self.key_env)
-                    if key:
-                        headers["Authorization"] = f"Bearer {key}"
+                    headers = request_headers(self.key_env)
                     r = self.requests.post(f"{ep.url}/completions", json=body, headers=headers, timeout=self.timeout)
                     if r.status_code == 429 or r.status_code >= 500:
                         raise RemoteError(f"HTTP {r.status_code}")
