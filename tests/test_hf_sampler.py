@@ -153,3 +153,24 @@ def test_bench_sample_names_a_bad_dtype():
 
     r = CliRunner().invoke(app, ["bench", "sample", "--dtype", "fp33", "--no-save"])
     assert r.exit_code == 2 and "--dtype takes auto, float32" in r.output
+
+
+def test_every_special_token_ends_a_path_not_only_the_declared_eos(tiny_model_dir):
+    """A chat-tuned checkpoint (the embedded 1.5B) declares <|im_end|> as EOS yet emits
+    <|endoftext|> after a plain-text answer; decoding on wrote the next exemplar into the path."""
+    model, tok = _load(tiny_model_dir)
+    tok.add_special_tokens({"eos_token": "<|im_end|>", "bos_token": "<|endoftext|>"})  # as its GGUF tokenizer says
+    model.generation_config.eos_token_id = tok.eos_token_id
+    end = tok.convert_tokens_to_ids("<|endoftext|>")
+    assert end != tok.eos_token_id
+
+    def favour_end(_module, _inputs, logits):  # the model's next token after two of its own
+        if logits.shape[1] == 1:
+            logits[..., end] += 1e4 * favour_end.calls.__next__()
+        return logits
+
+    favour_end.calls = iter([0, 0] + [1] * 10_000)
+    model.lm_head.register_forward_hook(favour_end)
+    s = HFSampler(model, tok, batch_rows=4)
+    out = s.generate(["Q: one two\nA:"], SamplingParams(n=1, temperature=0.0, max_new_tokens=12))[0][0]
+    assert "<|endoftext|>" not in out and 0 < len(tok(out).input_ids) <= 3

@@ -26,6 +26,9 @@ class _LLM:
     def __init__(self, **kw):
         self.kw = kw
 
+    def get_tokenizer(self):  # a chat-style vocabulary: EOS <|im_end|>=2, <|endoftext|>=1
+        return types.SimpleNamespace(eos_token_id=2, all_special_ids=[1, 2])
+
     def generate(self, prompts, params, use_tqdm=False):
         # echo which request each path came from, so the merge order is visible
         return [_Out([f"{p}|T={q.temperature}|s={q.seed}|{j}" for j in range(q.n)]) for p, q in zip(prompts, params)]
@@ -45,6 +48,7 @@ def test_requests_keep_greedy_first_and_seed_per_prompt(stand_in):
     assert out[0][0].startswith("a|T=0.0") and all(p.startswith("a|T=0.7") for p in out[0][1:])
     assert out[1][0].startswith("b|T=0.0") and all(p.startswith("b|T=0.7") for p in out[1][1:])
     _, _, reqs = s.requests(["a", "b"], params)
+    assert all(r.stop_token_ids == [1, 2] for r in reqs)  # every special token, not only EOS
     assert reqs[0].stop == ["\n\n"] and reqs[0].max_tokens == 9
     assert reqs[1].seed != reqs[3].seed  # prompt a's and prompt b's paths draw from different seeds
 

@@ -25,7 +25,7 @@ from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from ..models import load_model
-from .base import SamplingParams, cut_at_stop, pick_tokens, row_generators
+from .base import SamplingParams, cut_at_stop, end_token_ids, pick_tokens, row_generators
 
 GREEDY_ROWS = 32  # rows of every greedy decode step; greedy text depends on it, so it is fixed
 ROWWISE = "lmsi_rowwise"
@@ -57,8 +57,7 @@ class HFSampler:
         self.batch_rows = batch_rows
         self.invariant_greedy = invariant_greedy  # False: greedy rows batch with sampled ones (a bench baseline)
         self._prefixes: dict[tuple, list] = {}  # KV of recent shared prefixes (greedy heads, sampled batches)
-        eos = [tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)]
-        self.eos = {x for e in eos for x in (e if isinstance(e, (list, tuple)) else [e]) if x is not None}
+        self.eos = end_token_ids(tokenizer, getattr(model, "generation_config", None))
         self.dev = getattr(model, "device", torch.device("cpu"))
 
     @torch.inference_mode()
