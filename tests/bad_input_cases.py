@@ -168,6 +168,11 @@ CASES = [
         ],
         "GGUF file is truncated or corrupt",
     ),
+    (
+        "a config file giving a key twice",
+        lambda t: [(t / "c.yaml").write_text("model: a\nmodel: b\n") and "--config", str(t / "c.yaml")],
+        "c.yaml:2:1: invalid YAML (key 'model' is given twice)",
+    ),
     ("unknown config key", lambda t: ["sample.paths=8"], "unknown config key 'sample.paths'"),
     ("m = 0", lambda t: ["sample.m=0"], "config key 'sample.m' is 0; must be >= 1"),
     ("T < 0", lambda t: ["sample.temperature=-0.5"], "config key 'sample.temperature' is -0.5; must be >= 0.0"),

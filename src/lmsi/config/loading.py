@@ -18,7 +18,17 @@ from .schema import EVAL_MODES, TRL_ARGS, TRL_CONFIGS, ConfigError, RunConfig, T
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML that reads 1e-4 as the float it means (YAML 1.1 wants 1.0e-4 and reads a string)."""
+    """Safe YAML that reads 1e-4 as the float it means (YAML 1.1 wants 1.0e-4 and reads a string)
+    and refuses a key given twice in one mapping (plain YAML keeps the last one without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for k, _ in node.value:
+            key = self.construct_object(k, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice", k.start_mark)
+            seen.add(key if isinstance(key, str) else id(k))
+        return super().construct_mapping(node, deep)
 
 
 _Loader.add_implicit_resolver(
@@ -176,7 +186,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] = (), base:
         try:
             loaded = yaml.load(p.read_text(), Loader=_Loader) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML ({e})") from None
+            mark = getattr(e, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}:{mark.column + 1}" if mark else str(p)
+            raise ConfigError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: top level must be a mapping")
         data = _merge(data, loaded)
