@@ -62,17 +62,15 @@ def _tiny_qwen2(out, tok, **extra):
 
     tok.save_pretrained(out)
     torch.manual_seed(0)
+    shape = dict(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+    )
     cfg = Qwen2Config(
         vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.eos_token_id,
         tie_word_embeddings=True,
-        **extra,
+        **{**shape, **extra},
     )
     Qwen2ForCausalLM(cfg).save_pretrained(out)
     return out
