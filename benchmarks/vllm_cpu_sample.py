@@ -13,7 +13,6 @@ offset"), so its paths are drawn from the engine seed. Writes vllm-cpu-sample-<t
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import time
