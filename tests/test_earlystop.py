@@ -20,6 +20,7 @@ from lmsi.earlystop import Waves, draw_waves, full_vote_users, stop_point
 from lmsi.evaluate import run_eval
 from lmsi.io import read_jsonl, write_jsonl
 from lmsi.pipeline import Pipeline
+from lmsi.report import format_table
 from lmsi.rundir import RunDir
 from lmsi.sample import run_sample
 from lmsi.signal import run_signal
@@ -329,3 +330,24 @@ def test_hf_sampler_takes_an_empty_call(tiny_model_dir):
     from lmsi.backends.hf import HFSampler
 
     assert HFSampler(str(tiny_model_dir)).generate([], SamplingParams(temperature=0.7, n=4, max_new_tokens=4)) == []
+
+
+def test_sc_limit_scores_sc_on_the_first_questions_and_greedy_on_all(tmp_path):
+    """eval.sc_limit: self-consistency on the first N questions (the expensive mode), greedy CoT
+    on all of them, with the same greedy verdicts as an evaluation that runs sc on every one."""
+    task = get_task("arith")
+    examples = task.load(task.eval_split, 10)
+    args = (2, 20, 0)
+    every = run_eval(
+        task, FakeSampler(p_correct=0.6), examples, tmp_path / "a", EvalConfig(modes=["greedy_cot", "sc"]), *args
+    )
+    cfg = EvalConfig(modes=["greedy_cot", "sc"], sc_limit=4)
+    first = run_eval(task, FakeSampler(p_correct=0.6), examples, tmp_path / "b", cfg, *args)
+    assert (every["greedy_cot"]["n"], every["sc"]["n"], first["greedy_cot"]["n"], first["sc"]["n"]) == (10, 10, 10, 4)
+    sc = read_jsonl(tmp_path / "b" / "sc.jsonl")
+    assert [r["id"] for r in sc] == [e.id for e in examples[:4]] and all(len(r["paths"]) == 4 for r in sc)
+    greedy = [read_jsonl(tmp_path / d / "greedy_cot.jsonl") for d in "ab"]
+    assert [r["prediction"] for r in greedy[0]] == [r["prediction"] for r in greedy[1]]
+    assert not list((tmp_path / "b").glob("*.partial.jsonl"))
+    table = format_table(first, first)
+    assert "maj@m (first 4 questions)" in table and "greedy CoT (first" not in table

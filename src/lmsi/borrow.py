@@ -51,7 +51,7 @@ def _eval_subset(p, diff: str, theirs: dict) -> bool:
     when sc is still evaluated."""
     key, e = diff.split(":")[0], p.cfg.eval
     return (key == "eval.modes" and set(e.modes) <= set(theirs["modes"])) or (
-        key == "eval.sc_m" and "sc" not in e.modes
+        key in ("eval.sc_m", "eval.sc_limit") and "sc" not in e.modes
     )
 
 

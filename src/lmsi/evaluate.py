@@ -89,14 +89,15 @@ def score_rows(task: Task, examples: list[Example], raw: list[dict], mode: str) 
 SC_TEMPERATURE = 0.7  # self-consistency paths, as in the paper (top_p stays at its default, 1)
 
 
-def _groups(modes: list[str]) -> list[tuple[str, list[str]]]:
+def _groups(modes: list[str], sc_apart: bool = False) -> list[tuple[str, list[str]]]:
     """Modes that share one generation pass: greedy CoT rides as the first path of each sc call
     (one committed chunk holds both); backends that can decode it batch-invariantly (hf: apart
-    from the sampled paths, see Sampler.generate), so its text is the same without sc."""
+    from the sampled paths, see Sampler.generate), so its text is the same without sc. sc_apart:
+    sc covers fewer questions (eval.sc_limit), so each is a pass of its own."""
     out = []
     cot = [m for m in ("greedy_cot", "sc") if m in modes]
     if cot:
-        out.append(("cot", cot))
+        out += [(m, [m]) for m in cot] if sc_apart else [("cot", cot)]
     out += [(m, [m]) for m in ("direct", "zeroshot_cot") if m in modes]
     return out
 
@@ -104,7 +105,7 @@ def _groups(modes: list[str]) -> list[tuple[str, list[str]]]:
 def _params(
     group: str, modes: list[str], task: Task, cfg: EvalConfig, max_new_tokens: int, seed: int
 ) -> SamplingParams:
-    if group == "cot":
+    if group in ("cot", "greedy_cot", "sc"):
         greedy = "greedy_cot" in modes
         n = greedy + (cfg.sc_m if "sc" in modes else 0)
         return SamplingParams(
@@ -206,13 +207,15 @@ def run_eval(
     early stopping of the sc paths (see generate_group)."""
     out_dir = Path(out_dir)
     todo = [m for m in cfg.modes if not (out_dir / f"{m}.jsonl").exists()]
-    for group, modes in _groups(todo):
+    sc_items = examples[: cfg.sc_limit or len(examples)]
+    for group, modes in _groups(todo, sc_apart=len(sc_items) < len(examples)):
+        items = sc_items if "sc" in modes else examples
         partial = out_dir / f"{group}.partial.jsonl"
         raw = generate_group(
-            task, sampler, examples, group, modes, partial, cfg, shots, max_new_tokens, seed, batch_rows, waves
+            task, sampler, items, group, modes, partial, cfg, shots, max_new_tokens, seed, batch_rows, waves
         )
         for mode in modes:
-            write_jsonl(out_dir / f"{mode}.jsonl", score_rows(task, examples, raw, mode))
+            write_jsonl(out_dir / f"{mode}.jsonl", score_rows(task, items, raw, mode))
         partial.unlink()
     summary = {m: summarize(read_jsonl(out_dir / f"{m}.jsonl")) for m in cfg.modes}
     summary["task"] = {"name": task.name, "version": task.version}

@@ -33,10 +33,13 @@ def _fmt(s: dict | None, mode: str | None = None) -> str:
 
 def format_table(before: dict | None, after: dict | None, label: str = "before") -> str:
     out = [f"| metric | {label} | after | Δ |", "|---|---|---|---|"]
-    for mode in modes_in(before, after):
+    modes = modes_in(before, after)
+    n = {m: ((before or {}).get(m) or (after or {}).get(m) or {}).get("n", 0) for m in modes}
+    for mode in modes:
         b, a = (before or {}).get(mode), (after or {}).get(mode)
         delta = f"{100 * (a['accuracy'] - b['accuracy']):+.1f}" if a and b else "–"
-        out.append(f"| {MODE_NAMES[mode]} | {_fmt(b)} | {_fmt(a)} | {delta} |")
+        fewer = f" (first {n[mode]} questions)" if n[mode] < max(n.values()) else ""  # eval.sc_limit
+        out.append(f"| {MODE_NAMES[mode]}{fewer} | {_fmt(b)} | {_fmt(a)} | {delta} |")
     return "\n".join(out)
 
 

@@ -200,6 +200,9 @@ class EvalConfig:
     limit: int = opt(20, "held-out questions (0 = all)", ge=0)
     modes: list = opt(["greedy_cot", "sc", "direct"], "any of " + ", ".join(EVAL_MODES))
     sc_m: int = opt(4, "paths for self-consistency maj@m", ge=1)
+    sc_limit: int = opt(
+        0, "self-consistency on the first N of those questions only (0 = all); other modes take all", ge=0
+    )
 
 
 @dataclass
