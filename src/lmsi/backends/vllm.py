@@ -43,6 +43,7 @@ class VLLMSampler:
             trust_remote_code=trust_remote_code,
         )
         self.end_ids = end_token_ids(self.llm.get_tokenizer())
+        self.cpu = _cpu_build(vllm)
 
     def requests(self, prompts: list[str], params) -> tuple[list[int], list[str], list]:
         """Requests as (owning prompt index, prompt, vLLM params). A greedy path is its own n=1
@@ -53,6 +54,11 @@ class VLLMSampler:
         common["stop_token_ids"] = sorted(self.end_ids)  # base.end_token_ids: vLLM stops at EOS only
         greedy = params.temperature <= 0 or params.greedy_first
         sampled = 0 if params.temperature <= 0 else params.n - params.greedy_first
+        if sampled and self.cpu:
+            raise ConfigError(
+                'vLLM\'s CPU build refuses per-request seeds ("CPU Generator does not use offset"), '
+                "which resumable sampling needs: on a CPU sample with backend=hf or backend=llamacpp"
+            )
         owners, texts, kinds = [], [], []
         for i, p in enumerate(prompts):
             seed = params.seeds[i] * 1_000_003 if params.seeds else params.seed * 1_000_003 + i
@@ -73,3 +79,11 @@ class VLLMSampler:
         if progress:
             progress(len(prompts))
         return paths
+
+
+def _cpu_build(vllm) -> bool:
+    if not hasattr(vllm, "__path__"):  # a stand-in module in tests
+        return False
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
