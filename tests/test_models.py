@@ -179,3 +179,17 @@ def test_two_processes_converting_one_model_both_succeed(tmp_path):
     assert models._atomic_dir(final, build) == final
     assert (final / "weights").read_text() == "theirs"
     assert [p.name for p in final.parent.iterdir()] == ["m"]
+
+
+def test_loaded_model_stops_generate_at_every_special_token(tiny_model_dir, tmp_path):
+    """load_model puts every end token into generation_config, which any generate() reads (the
+    bench baseline, GRPO's vote sampling, TRL's GRPO trainer): a checkpoint that declares
+    <|im_end|> but ends text with <|endoftext|> stops at both."""
+    from conftest import _tiny_qwen2
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tok.add_special_tokens({"eos_token": "<|im_end|>", "bos_token": "<|endoftext|>"})
+    model, tok = models.load_model(str(_tiny_qwen2(tmp_path, tok)), "float32")
+    ends = {tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
+    assert set(model.generation_config.eos_token_id) == ends

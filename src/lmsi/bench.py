@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from .backends import SamplingParams, cut_at_stop, get_sampler
-from .backends.base import end_token_ids
 from .io import InputError
 from .models import gguf_file, load_model, pick_dtype
 from .tasks import get_task
@@ -56,7 +55,6 @@ def naive_generate(model, tok, prompts: list[str], params: SamplingParams) -> li
                 top_k=0,
                 max_new_tokens=params.max_new_tokens,
                 num_return_sequences=params.n,
-                eos_token_id=sorted(end_token_ids(tok, model.generation_config)),
                 pad_token_id=tok.pad_token_id,
             )
         texts = tok.batch_decode(gen[:, ids.input_ids.shape[1] :], skip_special_tokens=True)

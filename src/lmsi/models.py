@@ -304,6 +304,16 @@ def pick_dtype(dtype: str = "auto") -> str:
     return best
 
 
+def end_token_ids(tokenizer, generation_config=None) -> set[int]:
+    """Token ids that end a completion: the declared EOS ids and every special token.
+    A chat-tuned checkpoint may declare <|im_end|> as EOS and still emit <|endoftext|> (which its
+    GGUF tokenizer calls BOS) after a plain-text answer; decoding past it writes the next exemplar,
+    whose answer extraction then reads. A special token is never part of an answer."""
+    declared = [tokenizer.eos_token_id, getattr(generation_config, "eos_token_id", None)]
+    ids = {x for e in declared for x in (e if isinstance(e, (list, tuple)) else [e]) if x is not None}
+    return ids | set(getattr(tokenizer, "all_special_ids", []))
+
+
 def load_model(spec: str, dtype: str = "auto", trust_remote_code: bool = False):
     """Load (model, tokenizer) for sampling or training. Only safetensors weights are accepted."""
     import torch
@@ -319,4 +329,6 @@ def load_model(spec: str, dtype: str = "auto", trust_remote_code: bool = False):
     model.eval()
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
+    # every generate() on it (hf sampler, bench baseline, GRPO's own and TRL's sampling) stops there
+    model.generation_config.eos_token_id = sorted(end_token_ids(tok, model.generation_config))
     return model, tok

@@ -78,13 +78,3 @@ def row_generators(seeds, n: int, device="cpu") -> list:
     import torch
 
     return [torch.Generator(device=device).manual_seed(s * 1009 + k) for s in seeds for k in range(n)]
-
-
-def end_token_ids(tokenizer, generation_config=None) -> set[int]:
-    """Token ids that end a completion: the declared EOS ids and every special token.
-    A chat-tuned checkpoint may declare <|im_end|> as EOS and still emit <|endoftext|> (which its
-    GGUF tokenizer calls BOS) after a plain-text answer; decoding past it writes the next exemplar,
-    whose answer extraction then reads. A special token is never part of an answer."""
-    declared = [tokenizer.eos_token_id, getattr(generation_config, "eos_token_id", None)]
-    ids = {x for e in declared for x in (e if isinstance(e, (list, tuple)) else [e]) if x is not None}
-    return ids | set(getattr(tokenizer, "all_special_ids", []))

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from transformers import AttentionInterface, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
-from ..models import load_model
-from .base import SamplingParams, cut_at_stop, end_token_ids, pick_tokens, row_generators
+from ..models import end_token_ids, load_model
+from .base import SamplingParams, cut_at_stop, pick_tokens, row_generators
 
 GREEDY_ROWS = 32  # rows of every greedy decode step; greedy text depends on it, so it is fixed
 ROWWISE = "lmsi_rowwise"

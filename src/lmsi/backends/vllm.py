@@ -10,7 +10,7 @@ what else is in the batch.
 from __future__ import annotations
 
 from ..config import ConfigError
-from .base import end_token_ids
+from ..models import end_token_ids
 
 
 class VLLMSampler:
@@ -42,7 +42,7 @@ class VLLMSampler:
             max_model_len=max_model_len,
             trust_remote_code=trust_remote_code,
         )
-        self.end_ids = end_token_ids(self.llm.get_tokenizer())
+        self.end_ids = sorted(end_token_ids(self.llm.get_tokenizer()))
         self.cpu = _cpu_build(vllm)
 
     def requests(self, prompts: list[str], params) -> tuple[list[int], list[str], list]:
@@ -51,7 +51,7 @@ class VLLMSampler:
         sampled paths of a prompt are one request with n = the rest."""
         sp = self.vllm.SamplingParams
         common = dict(top_p=params.top_p, max_tokens=params.max_new_tokens, stop=list(params.stop) or None)
-        common["stop_token_ids"] = sorted(self.end_ids)  # base.end_token_ids: vLLM stops at EOS only
+        common["stop_token_ids"] = self.end_ids  # models.end_token_ids: vLLM stops at EOS only
         greedy = params.temperature <= 0 or params.greedy_first
         sampled = 0 if params.temperature <= 0 else params.n - params.greedy_first
         if sampled and self.cpu:

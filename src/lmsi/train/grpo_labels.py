@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 
-from ..backends.base import cut_at_stop, end_token_ids
+from ..backends.base import cut_at_stop
 from ..config import RunConfig, TrainConfig
 from ..tasks import Task
 from ..vote import majority
@@ -99,7 +99,6 @@ def sample_answers(model, tok, task: Task, prompt: str, choices, n: int, cap: in
             top_p=1.0,
             max_new_tokens=cap,
             num_return_sequences=n,
-            eos_token_id=sorted(end_token_ids(tok, model.generation_config)),
             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
         )
     model.train(was_training)
