@@ -123,7 +123,7 @@ TINY = [
 ]
 
 
-def _train(model_dir, rd, prompts, overrides, probe=None):
+def _train(model_dir, rd, prompts, overrides, probe=None, task=None):
     from lmsi.models import load_model
     from lmsi.train import run_train
 
@@ -131,7 +131,7 @@ def _train(model_dir, rd, prompts, overrides, probe=None):
     (rd / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
     cfg = load_config(overrides=["train.method=grpo", *overrides]).train
     model, tok = load_model(str(model_dir), "float32", False)
-    run_train(model, tok, rd, cfg, seed=0, task=get_task("arith"), probe=probe)
+    run_train(model, tok, rd, cfg, seed=0, task=task or get_task("arith"), probe=probe)
     return _jsonl(rd / "grpo_steps.jsonl"), json.loads((rd / "grpo_prompts.json").read_text())
 
 
@@ -164,6 +164,31 @@ def test_training_skips_ambiguous_prompts_and_logs_each_step(answer_model_dir, t
         assert set(s) >= {"step", "reward", "all_equal", "completion_length"}
         assert s["all_equal"] == h["frac_reward_zero_std"] and 0 <= s["all_equal"] <= 1
         assert 0 < s["completion_length"] <= 8
+
+
+def test_completions_end_at_the_tasks_stop_strings(answer_model_dir, tmp_path, monkeypatch, one_thread):
+    """A trained completion ends where a sampled path would (the task's stop strings), instead of
+    running on to the cap: the tail after a stop is not generated, so it is not trained on either."""
+    seen = []
+
+    def spy(task, no_answer):
+        inner = make_label_reward(task, no_answer)
+
+        def reward(prompts, completions, label, **kw):
+            seen.extend(completions)
+            return inner(prompts, completions, label, **kw)
+
+        return reward
+
+    monkeypatch.setattr(grpo_mod, "make_label_reward", spy)
+    task = get_task("arith")
+    stop = " The answer is 2."  # one whole token of this tokenizer, which its random model says often
+    monkeypatch.setattr(task, "stop", (stop,))
+    prompts = [{"id": c, "prompt": f"Q: pick {c} A:", "choices": [], "answers": ["2"] * 4} for c in COLOURS]
+    _train(answer_model_dir, tmp_path / "t", prompts, TINY + ["train.grpo_max_tokens=16"], task=task)
+    stopped = [c for c in seen if stop in c]
+    assert stopped and len(stopped) < len(seen)  # some said it, so the check below can fail
+    assert all(c.endswith(stop) and c.count(stop) == 1 for c in stopped)
 
 
 def test_agreement_stop_keeps_the_best_step(answer_model_dir, tmp_path, monkeypatch, one_thread):

@@ -38,6 +38,7 @@ from .grpo_labels import (
     make_label_reward,
     sampled_agreement,
     select_prompts,
+    stop_criteria,
     top_up_votes,
 )
 
@@ -50,8 +51,10 @@ def vllm_usable() -> bool:
     return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
 
 
-def grpo_args(cfg: TrainConfig, cap: int) -> dict:
-    """GRPOConfig fields of this method (common_args adds the shared ones)."""
+def grpo_args(cfg: TrainConfig, cap: int, stop: tuple[str, ...] = ()) -> dict:
+    """GRPOConfig fields of this method (common_args adds the shared ones). `stop`: the task's stop
+    strings, where a completion ends as a sampled path does (a few-shot prompt otherwise runs on
+    into an invented next question until the cap, and that tail is trained on too)."""
     g = cfg.grpo_generations
     args = dict(
         # one prompt's whole group per forward pass; batch_size prompts per optimizer step, like SFT's rows
@@ -68,6 +71,8 @@ def grpo_args(cfg: TrainConfig, cap: int) -> dict:
         raise ConfigError("config key 'train.grpo_vllm' is 'on' but vLLM does not import or CUDA is down; use auto")
     if cfg.grpo_vllm == "on" or (cfg.grpo_vllm == "auto" and usable):
         args.update(use_vllm=True, vllm_mode="colocate")
+    if stop and args.get("use_vllm"):  # in-process generation stops through ProbedGRPOTrainer instead
+        args["generation_kwargs"] = {"stop": list(stop)}
     return args
 
 
@@ -80,6 +85,17 @@ def _trainer_class():
 
         probe_hook = None
         last_log = None
+
+        def __init__(self, *args, stop: tuple[str, ...] = (), **kwargs):
+            super().__init__(*args, **kwargs)
+            # TRL's in-process generate takes no stopping criteria: hand ours to every call
+            plain, tok = self.model.generate, self.processing_class
+
+            def generate(*a, **k):  # the probe's own calls bring their criteria
+                k.setdefault("stopping_criteria", stop_criteria(tok, stop, k["input_ids"].shape[1]))
+                return plain(*a, **k)
+
+            self.model.generate = generate
 
         def log(self, logs: dict, start_time: float | None = None) -> None:
             step_log = "loss" in logs and self.model.training
@@ -161,7 +177,7 @@ def train_grpo(
     if not kept:
         raise EmptyTrainingSet(f"no prompt's pseudo-label reached train.grpo_threshold={cfg.grpo_threshold}: {info}")
     model.train()
-    args = trl_config(GRPOConfig, cfg, **grpo_args(cfg, cap), **common_args(model, round_dir, cfg, seed))
+    args = trl_config(GRPOConfig, cfg, **grpo_args(cfg, cap, task.stop), **common_args(model, round_dir, cfg, seed))
     trainer = _trainer_class()(
         model=model,
         reward_funcs=[make_label_reward(task, cfg.grpo_no_answer)],
@@ -170,6 +186,7 @@ def train_grpo(
         train_dataset=dataset(kept, ("prompt", "id", "choices", "label")),
         callbacks=trainer_callbacks(),
         peft_config=lora_config(cfg) if cfg.adapter == "lora" else None,
+        stop=task.stop,
     )
     resume = resume_from(round_dir)
     if resume is None:

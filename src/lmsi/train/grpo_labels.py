@@ -84,6 +84,21 @@ def completion_cap(cfg: TrainConfig, tok, rows: list[dict]) -> int:
     return auto_cap([len(tok(p, add_special_tokens=False)["input_ids"]) for r in rows for p in r.get("paths") or ()])
 
 
+def stop_criteria(tok, stop: tuple[str, ...], prompt_len: int):
+    """Generation ends a row once its completion holds one of the task's stop strings, where a
+    sampled path ends, instead of running on into an invented next question up to the cap.
+    (transformers' own stop_strings needs a tokenizer it can map piece by piece, which some lack.)"""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class AtStop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            texts = tok.batch_decode(input_ids[:, prompt_len:], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stop) for t in texts], device=input_ids.device)
+
+    return StoppingCriteriaList([AtStop()] if stop else [])
+
+
 def sample_answers(model, tok, task: Task, prompt: str, choices, n: int, cap: int, temperature: float) -> list:
     """n answers to one prompt, sampled in-process (one prompt: no padding)."""
     import torch
@@ -99,6 +114,7 @@ def sample_answers(model, tok, task: Task, prompt: str, choices, n: int, cap: in
             top_p=1.0,
             max_new_tokens=cap,
             num_return_sequences=n,
+            stopping_criteria=stop_criteria(tok, task.stop, enc["input_ids"].shape[1]),
             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
         )
     model.train(was_training)
