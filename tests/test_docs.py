@@ -129,7 +129,7 @@ def _commands(text: str) -> list[tuple[str, list[str]]]:
     env: dict[str, str] = {}
     out = []
     for line in text.replace("\\\n", " ").splitlines():
-        if m := re.fullmatch(r"\s*(\w+)=(\S+)\s*", line):  # B=docs/runs/x
+        if m := re.fullmatch(r"\s*(\w+)=(\"[^\"]*\"|\S+)\s*", line):  # B=docs/runs/x, C="k=v k2=v2"
             env[m.group(1)] = shlex.split(m.group(2))[0]
             continue
         for segment in re.split(r"\s*(?:&&|\|\||;)\s*", line):
@@ -144,8 +144,13 @@ def _commands(text: str) -> list[tuple[str, list[str]]]:
             if unknown:  # reported by test_documented_command_parses
                 out.append((segment.strip(), [f"<shell variables with no value in this block: {sorted(unknown)}>"]))
                 continue
-            filled = re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], " ".join(map(shlex.quote, words)))
-            out.append((segment.strip(), shlex.split(filled)[1:]))
+            filled = []
+            for w in words:
+                if m := re.fullmatch(r"\$\{?(\w+)\}?", w):  # a lone $VAR splits into words, as the shell does
+                    filled += shlex.split(env[m.group(1)])
+                else:
+                    filled.append(re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], w))
+            out.append((segment.strip(), filled[1:]))
     return out
 
 

@@ -30,6 +30,10 @@ def test_paired_gain_over_draws_averages_items_first(tmp_path):
     # per item: (1+1)/2-0, (0+1)/2-0, 1-1, (0+1)/2-1 -> 1, .5, 0, -.5
     assert g["delta"] == 0.25 and (g["won"], g["lost"], g["n"]) == (2, 1, 4)
     assert g["ci95"][0] <= 0.25 <= g["ci95"][1]
+    # two runs with draws each (lmsi compare's column against the first): both sides averaged per item
+    g = paired_gain_over_draws([base, a], [b])
+    # per item: 1-(0+1)/2, 1-0, 1-1, 1-(1+0)/2 -> .5, 1, 0, .5
+    assert g["delta"] == 0.5 and (g["won"], g["lost"], g["n"]) == (3, 0, 4)
     s = spread([0.6, 0.7, 0.8])
     assert round(s["mean"], 6) == 0.7 and round(s["sd"], 6) == 0.1 and (s["min"], s["max"], s["n"]) == (0.6, 0.8, 3)
 
@@ -64,3 +68,4 @@ def test_draws_train_evaluate_and_choose_without_labels(tiny_model_dir, tmp_path
     r = runner.invoke(app, ["compare", str(single), str(rd), "--round", "1"])
     assert r.exit_code == 0, r.output
     assert "rank by the draws' mean greedy CoT" in r.output and "± " in r.output
+    assert "paired, each item averaged over each run's draws" in r.output

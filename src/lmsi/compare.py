@@ -89,9 +89,8 @@ def run_summary(run_dir: Path, k: int = 0) -> dict:
         "train_seconds": train_stage["seconds"] if train_stage else None,
         "total_seconds": run.seconds() if stages else None,
         "draws": spread(greedy) if greedy else None,
-        "draw_gain": paired_gain_over_draws(
-            base / "greedy_cot.jsonl", [run.draw_dir(k, d) / "eval" / "greedy_cot.jsonl" for d in run.draws(k)]
-        ),
+        "draw_files": (files := [run.draw_dir(k, d) / "eval" / "greedy_cot.jsonl" for d in run.draws(k)]),
+        "draw_gain": paired_gain_over_draws(base / "greedy_cot.jsonl", files),
     }
 
 
@@ -139,6 +138,12 @@ def format_comparison(runs: list[dict]) -> str:
         rows.append(("greedy CoT over training draws: mean ± sd (draws)", [_cell_draws(r["draws"]) for r in runs]))
         rows.append(("greedy CoT paired Δ, averaged over draws", [cell_paired(r["draw_gain"]) for r in runs]))
         rows.append(("rank by the draws' mean greedy CoT", [str(order.index(i) + 1) for i in range(len(runs))]))
+        rows.append(
+            (
+                f"greedy CoT vs `{runs[0]['name']}`, paired, each item averaged over each run's draws",
+                ["–"] + [cell_paired(paired_gain_over_draws(runs[0]["draw_files"], r["draw_files"])) for r in runs[1:]],
+            )
+        )
     rows += [
         ("pseudo-label accuracy of kept questions", [_cell_pseudo(r["pseudo"]) for r in runs]),
         ("training set", ["–" if r["train_items"] is None else f"{r['train_items']} {r['item_kind']}" for r in runs]),

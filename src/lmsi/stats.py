@@ -37,17 +37,19 @@ def paired_gain(before: Path, after: Path) -> dict | None:
     return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": d.count(1), "lost": d.count(-1), "n": len(d)}
 
 
-def paired_gain_over_draws(before: Path, afters: list[Path]) -> dict | None:
-    """Like paired_gain, with each item's correctness after training averaged over the training
-    draws first (items missing from a draw are left out); the bootstrap resamples items."""
-    if not before.exists() or not afters or not all(a.exists() for a in afters):
+def paired_gain_over_draws(before: Path | list[Path], afters: list[Path]) -> dict | None:
+    """Like paired_gain, with each item's correctness averaged over the training draws first, on
+    either side (`before` may list draws too; items missing from one are left out); the bootstrap
+    resamples items."""
+    befores = before if isinstance(before, list) else [before]
+    if not befores or not afters or not all(p.exists() for p in [*befores, *afters]):
         return None
-    base = {r["id"]: int(r["correct"]) for r in read_jsonl(before)}
-    per_draw = [{r["id"]: int(r["correct"]) for r in read_jsonl(a)} for a in afters]
-    ids = [i for i in base if all(i in d for d in per_draw)]
+    sides = [[{r["id"]: int(r["correct"]) for r in read_jsonl(p)} for p in ps] for ps in (befores, afters)]
+    ids = [i for i in sides[0][0] if all(i in d for side in sides for d in side)]
     if not ids:
         return None
-    d = [sum(p[i] for p in per_draw) / len(per_draw) - base[i] for i in ids]
+    mean = lambda side, i: sum(d[i] for d in side) / len(side)  # noqa: E731
+    d = [mean(sides[1], i) - mean(sides[0], i) for i in ids]
     won, lost = sum(x > 0 for x in d), sum(x < 0 for x in d)
     return {"delta": sum(d) / len(d), "ci95": bootstrap_ci(d), "won": won, "lost": lost, "n": len(d)}
 
