@@ -135,19 +135,25 @@ def _train(model_dir, rd, prompts, overrides, probe=None, task=None):
     return _jsonl(rd / "grpo_steps.jsonl"), json.loads((rd / "grpo_prompts.json").read_text())
 
 
-def test_training_skips_ambiguous_prompts_and_logs_each_step(answer_model_dir, tmp_path, monkeypatch, one_thread):
+def _spy_rewards(monkeypatch, what: str) -> list:
+    """The list that collects every `what` ("prompts" or "completions") the reward is called on."""
     seen = []
 
     def spy(task, no_answer):
         inner = make_label_reward(task, no_answer)
 
         def reward(prompts, completions, label, **kw):
-            seen.extend(prompts)
+            seen.extend({"prompts": prompts, "completions": completions}[what])
             return inner(prompts, completions, label, **kw)
 
         return reward
 
     monkeypatch.setattr(grpo_mod, "make_label_reward", spy)
+    return seen
+
+
+def test_training_skips_ambiguous_prompts_and_logs_each_step(answer_model_dir, tmp_path, monkeypatch, one_thread):
+    seen = _spy_rewards(monkeypatch, "prompts")
     answers = {"red": ["1", "1", "1", "2"], "blue": ["1", "2", "3", "4"], "green": ["2", "2", "3", "2"], "gold": []}
     prompts = [{"id": c, "prompt": f"Q: pick {c} A:", "choices": [], "answers": a} for c, a in answers.items()]
     steps, info = _train(answer_model_dir, tmp_path / "g", prompts, TINY + ["train.grpo_threshold=0.5"])
@@ -169,18 +175,7 @@ def test_training_skips_ambiguous_prompts_and_logs_each_step(answer_model_dir, t
 def test_completions_end_at_the_tasks_stop_strings(answer_model_dir, tmp_path, monkeypatch, one_thread):
     """A trained completion ends where a sampled path would (the task's stop strings), instead of
     running on to the cap: the tail after a stop is not generated, so it is not trained on either."""
-    seen = []
-
-    def spy(task, no_answer):
-        inner = make_label_reward(task, no_answer)
-
-        def reward(prompts, completions, label, **kw):
-            seen.extend(completions)
-            return inner(prompts, completions, label, **kw)
-
-        return reward
-
-    monkeypatch.setattr(grpo_mod, "make_label_reward", spy)
+    seen = _spy_rewards(monkeypatch, "completions")
     task = get_task("arith")
     stop = " The answer is 2."  # one whole token of this tokenizer, which its random model says often
     monkeypatch.setattr(task, "stop", (stop,))
