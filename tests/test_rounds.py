@@ -283,6 +283,24 @@ def test_committed_results_page_rebuilds_from_committed_archives(tmp_path, monke
     assert (tmp_path / "results.md").read_text() == (root / "docs/results.md").read_text()
 
 
+def test_committed_methods_race_page_rebuilds_from_committed_archives(tmp_path, monkeypatch):
+    """docs/methods-race.md is what the `lmsi compare` command in docs/methods.md makes from the archives in git."""
+    import re
+    import shlex
+
+    block = next(
+        b
+        for b in re.findall(r"```bash\n(.*?)```", (ROOT / "docs/methods.md").read_text(), re.S)
+        if "methods-race.md" in b
+    )
+    args = shlex.split(block.replace("\\\n", " "))[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "race.md")
+    monkeypatch.chdir(ROOT)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "race.md").read_text() == (ROOT / "docs/methods-race.md").read_text()
+
+
 def _script(name: str):
     import importlib.util
 
