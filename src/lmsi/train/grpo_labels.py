@@ -93,8 +93,10 @@ def stop_criteria(tok, stop: tuple[str, ...], prompt_len: int):
 
     class AtStop(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            texts = tok.batch_decode(input_ids[:, prompt_len:], skip_special_tokens=True)
-            return torch.tensor([any(s in t for s in stop) for t in texts], device=input_ids.device)
+            # the decoded tail of each row, as the hf sampler checks it: a stop string can span tokens,
+            # and decoding whole completions every step would grow with their length
+            tails = tok.batch_decode(input_ids[:, max(prompt_len, input_ids.shape[1] - 8) :], skip_special_tokens=True)
+            return torch.tensor([any(s in t for s in stop) for t in tails], device=input_ids.device)
 
     return StoppingCriteriaList([AtStop()] if stop else [])
 
